@@ -1,0 +1,260 @@
+/*
+ * uproc.h - Erlang-style processes for C on Linux.  The one public header.
+ *
+ * A uproc program calls up_run(), which starts one scheduler thread per
+ * allowed CPU (pinned, NUMA-aware) and runs the given function as the first
+ * process.  Processes are stackful fibers with their own memory region
+ * (control block, guarded stack, bump heap), released whole when they exit.
+ * They share nothing and talk by messages sent to mailboxes.
+ *
+ * Conventions
+ *  - Every function that can fail returns a negative errno value; the errors
+ *    each function can return are listed in the comment before it.  The
+ *    library never aborts the program on bad input.
+ *  - "Process-only" functions must be called from inside a uproc process;
+ *    called from any other thread they return -EPERM (or the documented
+ *    neutral value).
+ *  - A pid is a positive 64-bit value; 0 is "no process" and negative values
+ *    are errors.  A pid names one process for ever: once that process has
+ *    exited, the pid is stale and every call given it returns -ESRCH, even if
+ *    its slot has been reused by a newer process.
+ *  - Times are in nanoseconds.  UP_INFINITY waits for ever; 0 never blocks.
+ *
+ * Thread safety: up_send_*(), up_alive() and up_shutdown() may be called from
+ * any thread, inside or outside the runtime.  Everything else is for
+ * processes (or, for up_run, for a thread outside the runtime).
+ */
+#ifndef UPROC_H
+#define UPROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UPROC_VERSION_MAJOR 0
+#define UPROC_VERSION_MINOR 1
+
+/* A process identifier: > 0 for a process, 0 for none, < 0 an error. */
+typedef int64_t up_pid;
+#define UP_PID_NONE ((up_pid)0)
+
+/* Timeout values for receives (nanoseconds). */
+#define UP_INFINITY ((int64_t)-1)
+
+/* Mailboxes per process: 1 by default, at most UP_MAX_MAILBOXES. */
+#define UP_MAX_MAILBOXES 8
+
+/* The body of a process. */
+typedef void (*up_fn)(void *arg);
+
+/* ------------------------------------------------------------------ run */
+
+/*
+ * Options of a runtime.  Zero-initialise and set what you need; every zero
+ * field means "the default".
+ */
+struct up_run_opts {
+	/* Scheduler threads.  Default: one per CPU in the calling thread's
+	 * affinity mask (as set by taskset/numactl).  More than the allowed
+	 * CPUs is allowed: schedulers then share CPUs round-robin. */
+	unsigned schedulers;
+	/* Stack bytes of each process (rounded up to pages; default 64 KiB,
+	 * at least 16 KiB).  Fixes the region layout of the runtime. */
+	size_t stack_size;
+	/* Heap bytes inside each process's region before the heap continues in
+	 * a mapping of its own (rounded up to pages; default 60 KiB). */
+	size_t heap_size;
+	/* Most processes alive at once; up_spawn() past it returns -EAGAIN.
+	 * Default (0): 16 M (the pid format's limit is 256 M). */
+	uint64_t max_processes;
+	/* Microseconds an idle scheduler spins before it sleeps in the kernel
+	 * (default 50; UP_NO_SPIN for none). */
+	unsigned spin_us;
+	/* Free process regions a scheduler keeps warm (stack page resident)
+	 * before returning their memory to the kernel (default 1024). */
+	unsigned warm_regions;
+};
+#define UP_NO_SPIN (~0u)
+
+/*
+ * up_run - start the runtime, run main_fn(arg) as the first process, and
+ * return when every process has exited or up_shutdown() was called.  All
+ * memory and threads of the runtime are released before it returns.  opts
+ * may be NULL.  Call it from a thread that is not inside a runtime; one
+ * runtime runs at a time per OS process.
+ *
+ * Returns 0, or
+ *   -EINVAL  main_fn is NULL or an option is out of range;
+ *   -EBUSY   a runtime is already running in this OS process;
+ *   -ENOMEM  memory or rings could not be set up;
+ *   another negative errno from the kernel (io_uring_setup, thread start).
+ */
+int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts);
+
+/*
+ * up_shutdown - ask the running runtime to stop: every process still alive
+ * is ended without running further, and up_run() returns.  Any thread.
+ * Returns 0, or -ESRCH when no runtime is running.
+ */
+int up_shutdown(void);
+
+/* Number of scheduler threads of the running runtime, or -ESRCH. */
+int up_schedulers(void);
+
+/* ------------------------------------------------------------ processes */
+
+/*
+ * Placement and shape of a new process.  Zero-initialise and set what you
+ * need: a zero field means the default.  Placement fields count only when
+ * their flag is in `flags` (scheduler 0 and node 0 are real places).
+ */
+struct up_spawn_opts {
+	unsigned flags;      /* UP_SPAWN_* bits */
+	/* With UP_SPAWN_SCHEDULER: the scheduler to run on,
+	 * 0..up_schedulers()-1.  Default: the spawner's scheduler (scheduler 0
+	 * when spawning from a thread that is not a scheduler). */
+	int scheduler;
+	/* With UP_SPAWN_NODE: the NUMA node to run on; the spawner's scheduler
+	 * if it is on that node, else the first scheduler of the node. */
+	int node;
+	/* Stack bytes; at most the runtime's stack_size (default: that). */
+	size_t stack_size;
+	/* Heap bytes the process may use in all (0: unlimited). */
+	size_t heap_limit;
+	/* Number of mailboxes, 1..UP_MAX_MAILBOXES (0: 1). */
+	unsigned mailboxes;
+	/* With UP_SPAWN_PRIORITIES: the priority of each mailbox.  A plain
+	 * receive takes from the non-empty mailbox of the highest priority
+	 * (ties: lower index first).  Default: mailbox i has priority i, so
+	 * mailbox 0, the target of up_send_word, is served last. */
+	int priorities[UP_MAX_MAILBOXES];
+};
+#define UP_SPAWN_SCHEDULER 0x1u
+#define UP_SPAWN_NODE      0x2u
+#define UP_SPAWN_PRIORITIES 0x4u
+
+/*
+ * up_spawn - start fn(arg) as a new process on the caller's scheduler.
+ * Any thread inside a running runtime (from outside a process, the process
+ * is placed on scheduler 0).  The new process runs after the caller next
+ * blocks or yields.
+ *
+ * Returns the new pid (> 0), or
+ *   -EINVAL  fn is NULL;
+ *   -EAGAIN  max_processes are alive;
+ *   -ENOMEM  no memory for its region;
+ *   -ESRCH   no runtime is running.
+ */
+up_pid up_spawn(up_fn fn, void *arg);
+
+/*
+ * up_spawn_opt - up_spawn() with options (opts may be NULL).
+ * Errors of up_spawn(), and -EINVAL for an option out of range (scheduler or
+ * node that does not exist, both set, stack larger than the runtime's,
+ * mailboxes 0 or over UP_MAX_MAILBOXES).
+ */
+up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *opts);
+
+/* The calling process's pid, or UP_PID_NONE outside a process. */
+up_pid up_self(void);
+
+/*
+ * up_yield - let other runnable processes of this scheduler run; the caller
+ * continues after them.  Returns 0, or -EPERM outside a process.
+ */
+int up_yield(void);
+
+/*
+ * up_exit - end a process.  up_exit(up_self(), reason) ends the caller and
+ * does not return.  Exit reasons and signals to other processes come with
+ * the supervision API; until then only the caller can be ended, and reason
+ * is kept for the process's links and monitors.
+ *
+ * Returns (only when it does not end the caller)
+ *   -EPERM   called outside a process;
+ *   -EINVAL  pid is not the caller (not supported yet) or not a valid pid.
+ */
+int up_exit(up_pid pid, uint64_t reason);
+
+/*
+ * up_alive - is pid a live process?  Any thread.
+ * Returns 1 (alive), 0 (exited, or never existed), -EINVAL (pid <= 0 or not
+ * a pid of this runtime), -ESRCH (no runtime running).
+ */
+int up_alive(up_pid pid);
+
+/*
+ * up_alloc - size bytes from the calling process's heap, aligned to 16.
+ * Freed when the process exits (there is no free: the heap is a bump
+ * allocator, "one nursery per process").  A heap that outgrows the region
+ * continues in mappings of its own.  Returns NULL outside a process, for
+ * size 0, past the process's heap_limit, or without memory.
+ */
+void *up_alloc(size_t size);
+
+/* ------------------------------------------------------------- messages */
+
+/* A received message (filled by the up_recv family). */
+struct up_msg {
+	uint64_t word;     /* the payload of a word message */
+	unsigned mailbox;  /* the mailbox it was taken from */
+};
+
+/*
+ * up_send_word - send a 64-bit word to mailbox 0 of pid.  Never blocks; any
+ * thread.  Messages from one sender to one receiver arrive in the order sent.
+ * A message accepted (return 0) for a live process is delivered exactly once
+ * unless the receiver exits first.
+ * Returns 0, or
+ *   -EINVAL  pid <= 0 or not a pid of this runtime;
+ *   -ESRCH   the process has exited (or no runtime is running);
+ *   -ENOMEM  no memory for the message.
+ */
+int up_send_word(up_pid pid, uint64_t word);
+
+/* up_send_word_to - the same, to mailbox `mailbox` of pid.  Also -EINVAL
+ * when the receiver has no such mailbox. */
+int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word);
+
+/*
+ * up_recv - take the oldest message of the highest-priority non-empty
+ * mailbox of the caller, waiting up to timeout_ns (UP_INFINITY: for ever;
+ * 0: do not wait).  A waiting process is parked: it costs no CPU.
+ * Returns 0 and fills *msg, or
+ *   -ETIMEDOUT  nothing arrived in time;
+ *   -EINVAL     msg is NULL or timeout_ns < 0 and not UP_INFINITY;
+ *   -EPERM      called outside a process.
+ */
+int up_recv(struct up_msg *msg, int64_t timeout_ns);
+
+/*
+ * up_recv_from - like up_recv() but only from mailbox `mailbox`; the other
+ * mailboxes are left untouched.  Also -EINVAL for a mailbox the caller does
+ * not have.
+ */
+int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns);
+
+/* Number of messages waiting in mailbox `mailbox` of the caller (>= 0), or
+ * -EPERM outside a process, -EINVAL for a mailbox it does not have. */
+long up_mailbox_len(unsigned mailbox);
+
+/* -------------------------------------------------------------- numa */
+
+/* The NUMA node of the scheduler the caller runs on (>= 0), or -EPERM
+ * outside a process. */
+int up_node(void);
+
+/* The index of the scheduler the caller runs on, or -EPERM outside one. */
+int up_scheduler(void);
+
+/* The NUMA node of scheduler `sched` (>= 0), -EINVAL if there is none,
+ * -ESRCH when no runtime is running. */
+int up_scheduler_node(int sched);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UPROC_H */

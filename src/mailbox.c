@@ -1,0 +1,236 @@
+/*
+ * mailbox.c - sending and receiving: per-mailbox inboxes (lock-free MPSC),
+ * the receiver's private queues, priorities, parking and waking.
+ *
+ * An inbox is a {head, tag} pair in the receiver's control block: a LIFO
+ * stack of message nodes that senders push with one 16-byte CAS, which
+ * succeeds only while tag == the receiver's pid.  The receiver takes the
+ * whole stack with one CAS and reverses it onto its private FIFO queue, so
+ * messages of one sender keep their order.  A dead process's inboxes carry
+ * tag 0 and refuse every push (the sender frees its node: nothing leaks).
+ *
+ * Parking (receiver, owner thread):
+ *   1. wait = pid<<1|1 (seq_cst);
+ *   2. mark each awaited inbox: {NULL, pid} -> {WAITING, pid};
+ *      if one holds messages instead, cancel: CAS wait back to pid<<1.
+ *      If the cancel fails a waker has already claimed the wake-up and
+ *      enqueued us, so we leave anyway and are resumed at once.
+ *   3. leave to the scheduler.
+ * Sending: push; if the replaced head was WAITING, CAS wait pid<<1|1 ->
+ * pid<<1 and, on success, enqueue the receiver.  The timer of a timed
+ * receive makes the same CAS, so exactly one waker enqueues a parked
+ * process.  A stale WAITING mark (left in a mailbox the receiver no longer
+ * awaits) can cause a spurious wake-up; receive loops until it has a message
+ * or its deadline passed.
+ */
+#include <errno.h>
+
+#include "proc.h"
+#include "region.h"
+#include "runtime.h"
+#include "scheduler.h"
+
+static inline struct up__proc *current(void)
+{
+	struct up__sched *s = up__self_sched;
+	return s ? s->current : NULL;
+}
+
+static void wake(struct up__proc *p, up_pid pid)
+{
+	uint64_t parked = (uint64_t)pid << 1 | 1;
+	if (__atomic_compare_exchange_n(&p->wait, &parked, (uint64_t)pid << 1, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		up__sched_enqueue(p);
+}
+
+int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
+{
+	if (up_unlikely(!up__rt_ready()))
+		return -ESRCH;
+	struct up__proc *p = up__pid_proc(pid);
+	if (up_unlikely(!p || mailbox >= UP_MAX_MAILBOXES))
+		return -EINVAL;
+	/* Acquire: pairs with spawn's release of the tag; nmb and sched are
+	 * then those of this process. */
+	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
+		return -ESRCH;
+	if (up_unlikely(mailbox >= __atomic_load_n(&p->nmb, __ATOMIC_RELAXED)))
+		return -EINVAL;
+	struct up__sched *self = up__self_sched;
+	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
+	struct up__msg *m = up__msg_alloc(self ? &self->msgs : NULL, node);
+	if (up_unlikely(!m))
+		return -ENOMEM;
+	m->word = word;
+	m->kind = UP__MSG_WORD;
+	m->body = NULL;
+
+	struct up__pair cur = up__pair_peek(&p->inbox[mailbox]);
+	for (;;) {
+		if (up_unlikely(cur.tag != (uint64_t)pid)) {
+			up__msg_free(self ? &self->msgs : NULL, m);
+			return -ESRCH;
+		}
+		m->next = cur.ptr == UP__INBOX_WAITING ? NULL : cur.ptr;
+		if (up__dwcas(&p->inbox[mailbox], &cur, m, (uint64_t)pid))
+			break;
+	}
+	if (self)
+		self->stats.msgs_sent++;
+	if (cur.ptr == UP__INBOX_WAITING)
+		wake(p, pid);
+	return 0;
+}
+
+int up_send_word(up_pid pid, uint64_t word)
+{
+	return up_send_word_to(pid, 0, word);
+}
+
+/* Move inbox mb's messages to the private queue, in arrival order. */
+static void drain(struct up__proc *p, unsigned mb)
+{
+	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
+	if (cur.ptr == NULL || cur.ptr == UP__INBOX_WAITING)
+		return;
+	/* Only this thread removes, so a non-empty inbox stays non-empty. */
+	while (!up__dwcas(&p->inbox[mb], &cur, NULL, (uint64_t)p->pid))
+		;
+	struct up__msg *m = cur.ptr, *fifo = NULL, *last = m;
+	long n = 0;
+	while (m) {
+		struct up__msg *next = m->next;
+		m->next = fifo;
+		fifo = m;
+		m = next;
+		n++;
+	}
+	if (p->queue[mb].tail)
+		p->queue[mb].tail->next = fifo;
+	else
+		p->queue[mb].head = fifo;
+	p->queue[mb].tail = last;
+	p->queue[mb].len += n;
+}
+
+/* Park until a message arrives in a mailbox of `mask` (or the timer). */
+static void park(struct up__proc *p, unsigned mask)
+{
+	uint64_t pid = (uint64_t)p->pid;
+
+	__atomic_store_n(&p->wait, pid << 1 | 1, __ATOMIC_SEQ_CST);
+	for (unsigned mb = 0; mb < p->nmb; mb++) {
+		if (!(mask & (1u << mb)))
+			continue;
+		struct up__pair cur = up__pair_peek(&p->inbox[mb]);
+		while (cur.ptr == NULL) {
+			if (up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, pid))
+				cur.ptr = UP__INBOX_WAITING;
+		}
+		if (cur.ptr != UP__INBOX_WAITING) {
+			/* A message came in: do not sleep, unless someone has
+			 * already claimed our wake-up (then we are queued). */
+			uint64_t parked = pid << 1 | 1;
+			if (__atomic_compare_exchange_n(&p->wait, &parked, pid << 1, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+				return;
+			break;
+		}
+	}
+	p->state = UP__P_WAITING;
+	up__sched_leave(p);
+}
+
+static inline void take(struct up__sched *s, struct up__proc *p, unsigned mb,
+			struct up_msg *out)
+{
+	struct up__msg *m = p->queue[mb].head;
+	p->queue[mb].head = m->next;
+	if (!m->next)
+		p->queue[mb].tail = NULL;
+	p->queue[mb].len--;
+	out->word = m->word;
+	out->mailbox = mb;
+	up__msg_free(&s->msgs, m);
+	s->stats.msgs_recv++;
+}
+
+static int recv_any(unsigned mask, struct up_msg *out, int64_t timeout_ns)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY))
+		return -EINVAL;
+	struct up__sched *s = up__self_sched;
+	int64_t deadline = 0;
+	int r;
+
+	for (;;) {
+		for (unsigned i = 0; i < p->nmb; i++) {
+			unsigned mb = p->order[i];
+			if (!(mask & (1u << mb)))
+				continue;
+			if (!p->queue[mb].head)
+				drain(p, mb);
+			if (p->queue[mb].head) {
+				take(s, p, mb, out);
+				r = 0;
+				goto out;
+			}
+		}
+		if (timeout_ns == 0) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if (timeout_ns > 0) {
+			if (!deadline)
+				deadline = up__now_ns() + timeout_ns;
+			if (p->timed_out || up__now_ns() >= deadline) {
+				r = -ETIMEDOUT;
+				goto out;
+			}
+			if (!p->timer_idx) {
+				p->deadline = deadline;
+				if (up__timer_add(&s->timers, p) != 0) {
+					r = -ENOMEM;
+					goto out;
+				}
+			}
+		}
+		park(p, mask);
+		s = up__self_sched;
+	}
+out:
+	p->timed_out = 0;
+	if (p->timer_idx)
+		up__timer_remove(&s->timers, p);
+	return r;
+}
+
+int up_recv(struct up_msg *msg, int64_t timeout_ns)
+{
+	return recv_any(~0u, msg, timeout_ns);
+}
+
+int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	if (mailbox >= p->nmb)
+		return -EINVAL;
+	return recv_any(1u << mailbox, msg, timeout_ns);
+}
+
+long up_mailbox_len(unsigned mailbox)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	if (mailbox >= p->nmb)
+		return -EINVAL;
+	drain(p, mailbox);
+	return p->queue[mailbox].len;
+}

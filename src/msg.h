@@ -1,0 +1,66 @@
+/*
+ * msg.h - message nodes and their per-scheduler cache.
+ *
+ * A message is one node in the receiver's inbox.  A word message carries its
+ * payload inside the node (no other allocation).  Nodes are allocated on the
+ * receiver's NUMA node: from the sending scheduler's cache when it is on that
+ * node (owner-only free list, no atomic, no lock), otherwise from the
+ * receiver node's arena.  The receiver frees into its own scheduler's cache,
+ * so every cached node is memory of that scheduler's node.
+ */
+#ifndef UP_MSG_H
+#define UP_MSG_H
+
+#include <stdint.h>
+#include "debug.h"
+
+enum { UP__MSG_WORD = 0 };
+
+struct up__msg {
+	struct up__msg *next;
+	uint64_t word;
+	void *body;        /* out-of-node payload (terms), NULL for words */
+	uint32_t kind;
+	uint32_t size;
+};
+
+struct up__msg_cache {
+	struct up__msg *free;
+	unsigned n;
+	int node;
+};
+
+#define UP__MSG_CACHE_MAX 8192u
+
+struct up__msg *up__msg_alloc_slow(struct up__msg_cache *c, int node) UP_INTERNAL;
+void up__msg_cache_fini(struct up__msg_cache *c) UP_INTERNAL;
+void up__msg_free_slow(struct up__msg_cache *c, struct up__msg *m) UP_INTERNAL;
+
+/* A node on `node`; c is the caller's scheduler cache or NULL. */
+static inline struct up__msg *up__msg_alloc(struct up__msg_cache *c, int node)
+{
+#if !UP_NODE_MEM_LIBC
+	if (up_likely(c && c->node == node && c->free)) {
+		struct up__msg *m = c->free;
+		c->free = m->next;
+		c->n--;
+		return m;
+	}
+#endif
+	return up__msg_alloc_slow(c, node);
+}
+
+static inline void up__msg_free(struct up__msg_cache *c, struct up__msg *m)
+{
+#if !UP_NODE_MEM_LIBC
+	if (up_likely(c && c->n < UP__MSG_CACHE_MAX)) {
+		m->next = c->free;
+		c->free = m;
+		c->n++;
+		return;
+	}
+#endif
+	up__msg_free_slow(c, m);
+}
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * proc.c - spawning, running and reaping processes; their bump heap; pid
+ * queries (see proc.h for the control block and who touches what).
+ *
+ * Spawn is the hot path of process creation: a slot from the scheduler's
+ * warm cache, one page of control block and first stack frame, and a push
+ * on a run queue.  No lock and no syscall unless the cache is empty (then
+ * the node pool's lock, and for a never-used slot its guard page).
+ */
+#include "proc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "fiber.h"
+#include "region.h"
+#include "runtime.h"
+#include "scheduler.h"
+
+#define KNOWN_FLAGS (UP_SPAWN_SCHEDULER | UP_SPAWN_NODE | UP_SPAWN_PRIORITIES)
+
+struct up__heap_map {
+	struct up__heap_map *next;
+	size_t size;
+};
+
+/* The scheduler index for o, or -EINVAL. */
+static int pick_scheduler(const struct up_spawn_opts *o, struct up__sched *self)
+{
+	unsigned f = o ? o->flags : 0;
+
+	if (f & UP_SPAWN_SCHEDULER) {
+		if (f & UP_SPAWN_NODE)
+			return -EINVAL;
+		return o->scheduler >= 0 && o->scheduler < up__rt.nsched ? o->scheduler : -EINVAL;
+	}
+	if (!(f & UP_SPAWN_NODE))
+		return self ? self->index : 0;
+	if (o->node < 0 || o->node >= up__rt.topo.nnodes)
+		return -EINVAL;
+	if (self && self->node == o->node)
+		return self->index;
+	for (int i = 0; i < up__rt.nsched; i++)
+		if (up__rt.sched[i]->node == o->node)
+			return i;
+	return -EINVAL;
+}
+
+static int check_opts(const struct up_spawn_opts *o)
+{
+	if (!o)
+		return 0;
+	if ((o->flags & ~KNOWN_FLAGS) || o->mailboxes > UP_MAX_MAILBOXES ||
+	    o->stack_size > up__regions.layout.stack_size)
+		return -EINVAL;
+	return 0;
+}
+
+/* Mailbox indices by descending priority (stable: ties keep index order). */
+static void order_mailboxes(struct up__proc *p, const struct up_spawn_opts *o)
+{
+	int prio[UP_MAX_MAILBOXES];
+	for (unsigned i = 0; i < p->nmb; i++) {
+		prio[i] = o && (o->flags & UP_SPAWN_PRIORITIES) ? o->priorities[i] : (int)i;
+		p->order[i] = (uint8_t)i;
+	}
+	for (unsigned i = 1; i < p->nmb; i++)
+		for (unsigned j = i; j > 0 && prio[p->order[j]] > prio[p->order[j - 1]]; j--) {
+			uint8_t t = p->order[j];
+			p->order[j] = p->order[j - 1];
+			p->order[j - 1] = t;
+		}
+}
+
+up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
+{
+	struct up__sched *self = up__self_sched;
+	int r;
+
+	if (!up__rt_ready())
+		return -ESRCH;
+	if (!fn)
+		return -EINVAL;
+	if ((r = check_opts(o)) != 0)
+		return r;
+	int ti = pick_scheduler(o, self);
+	if (ti < 0)
+		return ti;
+	struct up__sched *t = up__rt.sched[ti];
+	if ((r = up__live_acquire(self)) != 0)
+		return r;
+	int64_t slot = up__region_take(self ? &self->regions : NULL, t->node);
+	if (slot < 0) {
+		up__live_undo(self);
+		return slot;
+	}
+	up_pid pid = up__make_pid((uint32_t)slot, up__region_next_gen((uint32_t)slot));
+	struct up__proc *p = up__slot_proc((uint32_t)slot);
+
+	/* Private part: the scheduler will own it.  Only what a fresh process
+	 * needs is written (a recycled slot's stale fields are overwritten). */
+	p->pid = pid;
+	p->slot = (uint32_t)slot;
+	p->state = UP__P_FREE;
+	p->timed_out = 0;
+	p->timer_idx = 0;
+	p->fn = fn;
+	p->arg = arg;
+	p->nmb = (uint8_t)(o && o->mailboxes ? o->mailboxes : 1);
+	for (unsigned i = 0; i < p->nmb; i++) {
+		p->queue[i].head = p->queue[i].tail = NULL;
+		p->queue[i].len = 0;
+	}
+	order_mailboxes(p, o);
+	char *base = up__slot_base((uint32_t)slot);
+	p->heap_cur = base;
+	p->heap_end = base + up__regions.layout.heap_size;
+	p->heap_used = 0;
+	p->heap_slot_used = 0;
+	p->heap_limit = o ? o->heap_limit : 0;
+	p->heap_maps = NULL;
+	p->asan_fake_stack = NULL;
+	p->exit_reason = 0;
+	char *stack_lo = base + up__regions.layout.heap_size + UP__PAGE;
+	p->vg_stack = up__fiber_stack_register(stack_lo, (char *)p);
+	p->sp = up__fiber_init((char *)p, up__proc_main, p);
+
+	/* Shared part, then publish: a sender checks the tag (acquire) before
+	 * it reads nmb or sched. */
+	__atomic_store_n(&p->sched, t, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->wait, (uint64_t)pid << 1, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < p->nmb; i++) {
+		p->inbox[i].ptr = NULL;
+		__atomic_store_n(&p->inbox[i].tag, (uint64_t)pid, __ATOMIC_RELEASE);
+	}
+	if (self)
+		self->stats.spawns++;
+	if (t == self) {
+		p->state = UP__P_RUNNABLE;
+		p->all_prev = NULL;
+		p->all_next = self->all;
+		if (self->all)
+			self->all->all_prev = p;
+		self->all = p;
+		p->run_next = NULL;
+		up__sched_enqueue(p);
+	} else {
+		up__sched_enqueue(p); /* remote: linked in when t takes it */
+	}
+	return pid;
+}
+
+up_pid up_spawn(up_fn fn, void *arg)
+{
+	return up_spawn_opt(fn, arg, NULL);
+}
+
+static inline struct up__proc *current(void)
+{
+	struct up__sched *s = up__self_sched;
+	return s ? s->current : NULL;
+}
+
+void up__proc_main(void *pcb)
+{
+	struct up__proc *p = pcb;
+	up__fiber_arrived(NULL, NULL, NULL);
+	p->fn(p->arg);
+	p->exit_reason = 0;
+	up__sched_leave_dead(p);
+}
+
+up_pid up_self(void)
+{
+	struct up__proc *p = current();
+	return p ? p->pid : UP_PID_NONE;
+}
+
+int up_yield(void)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	p->state = UP__P_RUNNABLE;
+	up__sched_leave(p);
+	return 0;
+}
+
+int up_exit(up_pid pid, uint64_t reason)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	if (pid != p->pid)
+		return -EINVAL;
+	p->exit_reason = reason;
+	up__sched_leave_dead(p);
+}
+
+int up_alive(up_pid pid)
+{
+	if (!up__rt_ready())
+		return -ESRCH;
+	struct up__proc *p = up__pid_proc(pid);
+	if (!p)
+		return -EINVAL;
+	return __atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid;
+}
+
+int up__region_node(up_pid pid)
+{
+	if (up_alive(pid) != 1)
+		return -ESRCH;
+	return up__regions.chunk[up__pid_slot(pid) >> UP__CHUNK_BITS]->node;
+}
+
+/* ------------------------------------------------------------------ heap */
+
+static void *heap_grow(struct up__proc *p, size_t size)
+{
+	size_t last = p->heap_maps ? p->heap_maps->size : up__regions.layout.heap_size;
+	size_t want = size + sizeof(struct up__heap_map);
+	size_t len = last * 2 > want ? last * 2 : want;
+	len = (len + UP__PAGE - 1) & ~(UP__PAGE - 1);
+	struct up__heap_map *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	if (!p->heap_maps)
+		p->heap_slot_used = (size_t)(p->heap_cur - up__slot_base(p->slot));
+	m->next = p->heap_maps;
+	m->size = len;
+	p->heap_maps = m;
+	p->heap_cur = (char *)m + ((sizeof(*m) + 15) & ~(size_t)15);
+	p->heap_end = (char *)m + len;
+	char *r = p->heap_cur;
+	p->heap_cur += size;
+	return r;
+}
+
+void *up_alloc(size_t size)
+{
+	struct up__proc *p = current();
+	if (!p || size == 0 || size > ((size_t)1 << 46))
+		return NULL;
+	size = (size + 15) & ~(size_t)15;
+	if (p->heap_limit && p->heap_used + size > p->heap_limit)
+		return NULL;
+	p->heap_used += size;
+	if (up_likely((size_t)(p->heap_end - p->heap_cur) >= size)) {
+		char *r = p->heap_cur;
+		p->heap_cur += size;
+		return r;
+	}
+	void *r = heap_grow(p, size);
+	if (!r)
+		p->heap_used -= size;
+	return r;
+}
+
+/* ------------------------------------------------------------------ reap */
+
+static void free_list(struct up__sched *s, struct up__msg *m)
+{
+	while (m && m != UP__INBOX_WAITING) {
+		struct up__msg *n = m->next;
+		up__msg_free(&s->msgs, m);
+		m = n;
+	}
+}
+
+void up__proc_reap(struct up__sched *s, struct up__proc *p)
+{
+	/* Close every inbox: after this no sender can push (tag 0). */
+	for (unsigned i = 0; i < p->nmb; i++) {
+		struct up__pair cur = up__pair_peek(&p->inbox[i]);
+		while (!up__dwcas(&p->inbox[i], &cur, NULL, 0))
+			;
+		UP_ASSERT(cur.tag == (uint64_t)p->pid);
+		free_list(s, cur.ptr);
+		free_list(s, p->queue[i].head);
+		p->queue[i].head = p->queue[i].tail = NULL;
+	}
+	__atomic_store_n(&p->wait, 0, __ATOMIC_RELEASE);
+	if (p->timer_idx)
+		up__timer_remove(&s->timers, p);
+
+	size_t heap_dirty = p->heap_maps ? p->heap_slot_used
+					 : (size_t)(p->heap_cur - up__slot_base(p->slot));
+	while (p->heap_maps) {
+		struct up__heap_map *m = p->heap_maps;
+		p->heap_maps = m->next;
+		munmap(m, m->size);
+	}
+	up__fiber_stack_deregister(p->vg_stack);
+	char *stack_lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
+	up__fiber_stack_reset(stack_lo, up__regions.layout.stack_size);
+
+	if (p->all_prev)
+		p->all_prev->all_next = p->all_next;
+	else if (s->all == p)
+		s->all = p->all_next;
+	if (p->all_next)
+		p->all_next->all_prev = p->all_prev;
+	p->state = UP__P_FREE;
+	s->stats.exits++;
+	up__live_release(s);
+	up__region_give(&s->regions, p->slot, heap_dirty);
+}

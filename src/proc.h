@@ -1,0 +1,93 @@
+/*
+ * proc.h - the process control block and the process life cycle.
+ *
+ * The control block lives at the top of the process's region slot (see
+ * region.h), so its address follows from the pid and stays readable after
+ * the process is gone.  Fields are split by who may touch them:
+ *
+ *  shared (any thread, atomics only):
+ *    inbox[]  - one {head, tag} pair per mailbox; tag is the owner's pid while
+ *               the process lives and 0 otherwise.  Senders push with a
+ *               16-byte CAS that also checks the tag (mailbox.c).
+ *    wait     - pid << 1 | parked: the parked bit is cleared by exactly one
+ *               waker (a sender or the timer), which then enqueues the
+ *               process.
+ *    sched    - the scheduler that runs it (set before it first runs;
+ *               constant afterwards).
+ *    wake_next- link in the scheduler's remote run stack.
+ *  private (the owning scheduler's thread only): everything else.
+ *
+ * Life cycle: NEW -> RUNNABLE <-> RUNNING -> (WAITING -> RUNNABLE)* -> EXITING
+ * -> reaped by its scheduler (inboxes closed, messages freed, heap mappings
+ * unmapped, slot returned).
+ */
+#ifndef UP_PROC_H
+#define UP_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "uproc.h"
+#include "dwcas.h"
+#include "msg.h"
+#include "debug.h"
+
+struct up__sched;
+
+enum up__proc_state {
+	UP__P_FREE = 0,
+	UP__P_RUNNABLE,
+	UP__P_RUNNING,
+	UP__P_WAITING,
+	UP__P_EXITING,
+};
+
+/* Inbox head markers (never valid node addresses). */
+#define UP__INBOX_WAITING ((void *)1)
+
+struct up__heap_map;   /* a heap mapping outside the slot */
+
+struct up__proc {
+	/* ---- shared: senders and wakers ---- */
+	struct up__pair inbox[UP_MAX_MAILBOXES];
+	uint64_t wait;                       /* atomic: pid << 1 | parked */
+	struct up__sched *sched;             /* atomic load by wakers */
+	struct up__proc *wake_next;          /* remote run stack link */
+	uint8_t nmb;                         /* mailboxes (constant while alive) */
+
+	/* ---- private: the owning scheduler only ---- */
+	void *sp __attribute__((aligned(UP_CACHELINE)));
+	up_pid pid;
+	uint8_t state;
+	uint8_t timed_out;
+	uint8_t order[UP_MAX_MAILBOXES];    /* mailboxes, highest priority first */
+	struct up__proc *run_next;          /* local run queue link */
+	struct up__proc *all_prev, *all_next;
+	struct {
+		struct up__msg *head, *tail;
+		long len;
+	} queue[UP_MAX_MAILBOXES];          /* received, in arrival order */
+	int64_t deadline;                   /* of a timed receive */
+	uint32_t timer_idx;                 /* in the scheduler's timer heap; 0: none */
+	uint32_t slot;
+	up_fn fn;
+	void *arg;
+	/* heap */
+	char *heap_cur, *heap_end;
+	size_t heap_used, heap_limit, heap_slot_used;
+	struct up__heap_map *heap_maps;
+	/* tools */
+	void *asan_fake_stack;
+	unsigned vg_stack;
+	uint64_t exit_reason;
+};
+
+_Static_assert(__builtin_offsetof(struct up__proc, inbox) % 16 == 0, "inbox alignment");
+
+/* Reap an EXITING (or never-run, at shutdown) process on scheduler s: close
+ * its inboxes, free its messages and heap, return its slot. */
+void up__proc_reap(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+
+/* The entry of every process fiber. */
+void up__proc_main(void *pcb) UP_INTERNAL;
+
+#endif

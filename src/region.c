@@ -1,0 +1,271 @@
+/*
+ * region.c - process memory regions: chunk reservations, node pools,
+ * per-scheduler slot caches, guard pages, trimming (see region.h).
+ *
+ * Locking: chunk creation takes chunk_lock; a node pool takes its own lock;
+ * a scheduler's cache is touched by its owner only.  The hot path (take and
+ * give through a warm cache) takes no lock and makes no syscall.
+ */
+#include "region.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "node_mem.h"
+#include "proc.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define REFILL 64      /* slots moved from a node pool to a cache at once */
+#define TRIM_BATCH 256 /* slots trimmed and moved back at once */
+
+struct up__regions up__regions;
+
+static unsigned log2_ceil(size_t v)
+{
+	unsigned s = 0;
+	while (((size_t)1 << s) < v)
+		s++;
+	return s;
+}
+
+int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
+{
+	struct up__region_layout *l = &up__regions.layout;
+
+	memset(&up__regions, 0, sizeof(up__regions));
+	pthread_mutex_init(&up__regions.chunk_lock, NULL);
+	for (int i = 0; i < 64; i++)
+		pthread_mutex_init(&up__regions.pool[i].lock, NULL);
+	l->proc_size = (proc_size + 63) & ~(size_t)63;
+	l->heap_size = heap_size;
+	l->slot_shift = log2_ceil(heap_size + UP__PAGE + stack_size);
+	l->slot_size = (size_t)1 << l->slot_shift;
+	/* The stack takes whatever the power-of-two rounding left over. */
+	l->stack_size = l->slot_size - heap_size - UP__PAGE - l->proc_size;
+	up__regions.guard_supported = true;
+	return 0;
+}
+
+void up__regions_fini(void)
+{
+	for (uint32_t i = 0; i < up__regions.nchunks; i++) {
+		struct up__chunk *ch = up__regions.chunk[i];
+		munmap(ch->base, (size_t)UP__CHUNK_SLOTS << up__regions.layout.slot_shift);
+		free(ch);
+		up__regions.chunk[i] = NULL;
+	}
+	for (int i = 0; i < 64; i++) {
+		free(up__regions.pool[i].free);
+		pthread_mutex_destroy(&up__regions.pool[i].lock);
+	}
+	pthread_mutex_destroy(&up__regions.chunk_lock);
+	up__regions.nchunks = 0;
+}
+
+/* A new chunk for node; caller holds the node pool's lock.  0 or -errno. */
+static int chunk_new(struct up__node_pool *pool, int node)
+{
+	size_t len = (size_t)UP__CHUNK_SLOTS << up__regions.layout.slot_shift;
+	int err = 0;
+
+	pthread_mutex_lock(&up__regions.chunk_lock);
+	uint32_t ci = up__regions.nchunks;
+	if (ci >= UP__MAX_CHUNKS) {
+		err = -EAGAIN;
+		goto out;
+	}
+	struct up__chunk *ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Aligned to the slot size so a slot never straddles a huge page
+	 * boundary unevenly; NORESERVE: only touched pages count. */
+	char *raw = mmap(NULL, len + up__regions.layout.slot_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED) {
+		free(ch);
+		err = -ENOMEM;
+		goto out;
+	}
+	size_t mask = up__regions.layout.slot_size - 1;
+	char *base = (char *)(((uintptr_t)raw + mask) & ~mask);
+	if (base > raw)
+		munmap(raw, (size_t)(base - raw));
+	munmap(base + len, (size_t)(raw + up__regions.layout.slot_size - base));
+	(void)madvise(base, len, MADV_NOHUGEPAGE); /* one page per idle process */
+	(void)up__node_bind_range(base, len, node);
+	ch->base = base;
+	ch->node = node;
+	up__regions.chunk[ci] = ch;
+	/* Publish: readers load nchunks (acquire) before chunk[]. */
+	__atomic_store_n(&up__regions.nchunks, ci + 1, __ATOMIC_RELEASE);
+	pool->fresh_next = ci << UP__CHUNK_BITS;
+	pool->fresh_end = pool->fresh_next + UP__CHUNK_SLOTS;
+out:
+	pthread_mutex_unlock(&up__regions.chunk_lock);
+	return err;
+}
+
+static void guard_install(uint32_t slot)
+{
+	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
+	uint32_t i = slot & (UP__CHUNK_SLOTS - 1);
+
+	if (ch->guarded[i / 64] & (1ull << (i % 64)))
+		return;
+	ch->guarded[i / 64] |= 1ull << (i % 64);
+	if (!up__regions.guard_supported)
+		return;
+	/* Pre-6.13 kernels lack guard markers; an mprotect'ed page would split
+	 * the mapping (two VMAs per process, the max_map_count limit), so
+	 * without markers stacks are unguarded (documented in design.md). */
+	if (madvise(up__slot_base(slot) + up__regions.layout.heap_size, UP__PAGE,
+		    MADV_GUARD_INSTALL) != 0 && errno == EINVAL)
+		up__regions.guard_supported = false;
+}
+
+/* Move up to `want` slots of node's pool into out[]; returns how many. */
+static unsigned pool_take(int node, uint32_t *out, unsigned want)
+{
+	struct up__node_pool *pool = &up__regions.pool[node];
+	unsigned n = 0;
+
+	pthread_mutex_lock(&pool->lock);
+	while (n < want && pool->nfree)
+		out[n++] = pool->free[--pool->nfree];
+	while (n < want) {
+		if (pool->fresh_next == pool->fresh_end && chunk_new(pool, node) != 0)
+			break;
+		out[n++] = pool->fresh_next++;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return n;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Return n slots to the kernel (coalescing neighbours into one madvise) and
+ * to their node pool.  Guard markers survive MADV_DONTNEED. */
+static void trim_and_pool(int node, uint32_t *s, unsigned n)
+{
+	struct up__node_pool *pool = &up__regions.pool[node];
+	size_t ss = up__regions.layout.slot_size;
+
+	qsort(s, n, sizeof(*s), cmp_u32);
+	for (unsigned i = 0; i < n;) {
+		unsigned j = i + 1;
+		while (j < n && s[j] == s[j - 1] + 1 &&
+		       (s[j] >> UP__CHUNK_BITS) == (s[i] >> UP__CHUNK_BITS))
+			j++;
+		(void)madvise(up__slot_base(s[i]), (size_t)(j - i) * ss, MADV_DONTNEED);
+		i = j;
+	}
+	pthread_mutex_lock(&pool->lock);
+	if (pool->nfree + n > pool->cap) {
+		size_t cap = pool->cap ? pool->cap * 2 : 4096;
+		while (cap < pool->nfree + n)
+			cap *= 2;
+		uint32_t *f = realloc(pool->free, cap * sizeof(*f));
+		if (!f) {
+			/* Keep what fits; the rest of the slots stay unused until
+			 * the runtime ends (their memory is already returned). */
+			n = (unsigned)(pool->cap - pool->nfree);
+		} else {
+			pool->free = f;
+			pool->cap = cap;
+		}
+	}
+	/* Push in reverse so the lowest slots are taken first (locality). */
+	for (unsigned i = n; i-- > 0;)
+		pool->free[pool->nfree++] = s[i];
+	pthread_mutex_unlock(&pool->lock);
+}
+
+int up__region_cache_init(struct up__region_cache *c, int node, unsigned warm_max)
+{
+	c->node = node;
+	c->warm_max = warm_max;
+	c->cap = warm_max + TRIM_BATCH + REFILL;
+	c->n = 0;
+	c->slot = up__local_alloc(c->cap * sizeof(*c->slot));
+	return c->slot ? 0 : -ENOMEM;
+}
+
+void up__region_cache_fini(struct up__region_cache *c)
+{
+	if (!c->slot)
+		return;
+	if (c->n)
+		trim_and_pool(c->node, c->slot, c->n);
+	up__node_free(c->slot, c->cap * sizeof(*c->slot));
+	c->slot = NULL;
+	c->n = 0;
+}
+
+int64_t up__region_take(struct up__region_cache *c, int node)
+{
+	uint32_t slot;
+
+	if (c && c->node == node) {
+		if (up_unlikely(c->n == 0)) {
+			c->n = pool_take(node, c->slot, REFILL);
+			if (c->n == 0)
+				return up__regions.nchunks >= UP__MAX_CHUNKS ? -EAGAIN : -ENOMEM;
+			/* Lowest slot on top: spawns walk memory upwards. */
+			for (unsigned i = 0; i < c->n / 2; i++) {
+				uint32_t t = c->slot[i];
+				c->slot[i] = c->slot[c->n - 1 - i];
+				c->slot[c->n - 1 - i] = t;
+			}
+		}
+		slot = c->slot[--c->n];
+	} else if (pool_take(node, &slot, 1) != 1) {
+		return up__regions.nchunks >= UP__MAX_CHUNKS ? -EAGAIN : -ENOMEM;
+	}
+	guard_install(slot);
+	return slot;
+}
+
+void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirty)
+{
+	int node = up__regions.chunk[slot >> UP__CHUNK_BITS]->node;
+
+	if (!c || c->node != node) {
+		trim_and_pool(node, &slot, 1);
+		return;
+	}
+	/* A warm slot keeps its stack page; a large dirty heap goes back now so
+	 * warm slots stay cheap. */
+	if (heap_dirty > 4 * UP__PAGE)
+		(void)madvise(up__slot_base(slot), (heap_dirty + UP__PAGE - 1) & ~(UP__PAGE - 1),
+			      MADV_DONTNEED);
+	c->slot[c->n++] = slot;
+	if (up_unlikely(c->n >= c->warm_max + TRIM_BATCH)) {
+		/* The bottom of the LIFO is the coldest: trim it. */
+		uint32_t batch[TRIM_BATCH];
+		memcpy(batch, c->slot, sizeof(batch));
+		memmove(c->slot, c->slot + TRIM_BATCH, (c->n - TRIM_BATCH) * sizeof(*c->slot));
+		c->n -= TRIM_BATCH;
+		trim_and_pool(node, batch, TRIM_BATCH);
+	}
+}
+
+uint32_t up__region_next_gen(uint32_t slot)
+{
+	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
+	uint32_t *g = &ch->gen[slot & (UP__CHUNK_SLOTS - 1)];
+	/* The slot is free and owned by the caller: a plain update. */
+	if (++*g == 0)
+		*g = 1;
+	return *g;
+}

@@ -1,0 +1,136 @@
+/*
+ * region.h - process memory regions.
+ *
+ * Every process owns one fixed-size slot of virtual memory, carved from large
+ * per-node reservations ("chunks" of 4096 slots, one mapping each, bound to
+ * the node's memory).  A slot, from low to high addresses:
+ *
+ *   [ heap (heap_size) | guard page | stack (stack_size) ... | proc ]
+ *
+ * The process control block (struct up__proc) sits at the top of the slot and
+ * shares its page with the first bytes of the stack, so an idle process costs
+ * one resident page.  The guard page is a MADV_GUARD_INSTALL marker (no VMA
+ * split, so a million slots stay within vm.max_map_count), installed on a
+ * slot's first use and kept for the runtime's life.  A heap that outgrows
+ * the slot continues in mappings of its own (proc.c), unmapped on exit.
+ *
+ * Invariants:
+ *  - chunks are never unmapped while the runtime runs: the control block of
+ *    any slot is readable at a fixed address, so a sender holding a stale pid
+ *    reads a valid (dead or reused) control block, never unmapped memory;
+ *  - a slot's generation lives outside the slot (chunk metadata), survives
+ *    MADV_DONTNEED, and grows on every reuse: pid = generation << 28 | slot;
+ *  - slots are cached per scheduler, warm (pages resident) up to
+ *    warm_regions; beyond that batches are trimmed (MADV_DONTNEED on
+ *    coalesced ranges) and returned to their node's pool.
+ */
+#ifndef UP_REGION_H
+#define UP_REGION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "uproc.h"
+#include "debug.h"
+
+#define UP__SLOT_BITS 28
+#define UP__CHUNK_BITS 12
+#define UP__CHUNK_SLOTS (1u << UP__CHUNK_BITS)
+#define UP__MAX_CHUNKS (1u << (UP__SLOT_BITS - UP__CHUNK_BITS))
+#define UP__PAGE 4096ul
+
+struct up__proc;
+
+struct up__chunk {
+	char *base;                 /* UP__CHUNK_SLOTS slots */
+	int node;                   /* program-visible node */
+	uint32_t gen[UP__CHUNK_SLOTS];
+	uint64_t guarded[UP__CHUNK_SLOTS / 64];
+};
+
+/* Layout, fixed at up_run; read-only afterwards. */
+struct up__region_layout {
+	size_t slot_size;    /* power of two */
+	unsigned slot_shift;
+	size_t heap_size;    /* in-slot heap bytes */
+	size_t stack_size;   /* from the guard page to the control block */
+	size_t proc_size;    /* bytes reserved for the control block */
+};
+
+/* Per-node pool of cold slots (lock: node pools are touched rarely). */
+struct up__node_pool {
+	pthread_mutex_t lock;
+	uint32_t *free;        /* cold (trimmed) slots */
+	size_t nfree, cap;
+	uint32_t fresh_next;   /* next never-used slot of the current chunk */
+	uint32_t fresh_end;
+};
+
+/* Per-scheduler cache of free slots (owner thread only). */
+struct up__region_cache {
+	int node;
+	uint32_t *slot;        /* LIFO: the top is the warmest */
+	unsigned n, cap, warm_max;
+};
+
+struct up__regions {
+	struct up__region_layout layout;
+	struct up__chunk *chunk[UP__MAX_CHUNKS];
+	uint32_t nchunks;                 /* under chunk_lock */
+	pthread_mutex_t chunk_lock;
+	struct up__node_pool pool[64];
+	bool guard_supported;
+};
+
+extern struct up__regions up__regions UP_INTERNAL;
+
+int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size) UP_INTERNAL;
+void up__regions_fini(void) UP_INTERNAL;
+int up__region_cache_init(struct up__region_cache *c, int node, unsigned warm_max) UP_INTERNAL;
+/* Give every cached slot back to its node pool (scheduler stop). */
+void up__region_cache_fini(struct up__region_cache *c) UP_INTERNAL;
+
+/* A free slot on `node` from cache c (NULL: from the node pool, locked).
+ * Its guard page is installed.  Returns the slot number, or -ENOMEM /
+ * -EAGAIN (slot numbers exhausted). */
+int64_t up__region_take(struct up__region_cache *c, int node) UP_INTERNAL;
+/* Return a dead process's slot (to c, or to the node pool when c is NULL or
+ * of another node).  heap_dirty: bytes of in-slot heap it used. */
+void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirty) UP_INTERNAL;
+/* Next generation of a slot being handed to a new process. */
+uint32_t up__region_next_gen(uint32_t slot) UP_INTERNAL;
+
+static inline char *up__slot_base(uint32_t slot)
+{
+	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
+	return ch->base + ((size_t)(slot & (UP__CHUNK_SLOTS - 1)) << up__regions.layout.slot_shift);
+}
+
+static inline struct up__proc *up__slot_proc(uint32_t slot)
+{
+	return (struct up__proc *)(up__slot_base(slot) + up__regions.layout.slot_size -
+				   up__regions.layout.proc_size);
+}
+
+static inline uint32_t up__pid_slot(up_pid pid) { return (uint32_t)pid & ((1u << UP__SLOT_BITS) - 1); }
+static inline up_pid up__make_pid(uint32_t slot, uint32_t gen) { return ((up_pid)gen << UP__SLOT_BITS) | slot; }
+
+/* The control block a pid would live in, or NULL when the pid cannot be one
+ * of this runtime's (never-allocated slot, bad bits). */
+static inline struct up__proc *up__pid_proc(up_pid pid)
+{
+	if (up_unlikely(pid <= 0 || (pid >> (UP__SLOT_BITS + 32)) != 0))
+		return NULL;
+	uint32_t slot = up__pid_slot(pid);
+	uint32_t ci = slot >> UP__CHUNK_BITS;
+	if (up_unlikely(ci >= __atomic_load_n(&up__regions.nchunks, __ATOMIC_ACQUIRE)))
+		return NULL;
+	return up__slot_proc(slot);
+}
+
+/* The node of the region of live process pid (>= 0), or -ESRCH. */
+int up__region_node(up_pid pid);
+
+#endif

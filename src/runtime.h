@@ -1,0 +1,56 @@
+/*
+ * runtime.h - the one runtime of an OS process: options, topology, the
+ * schedulers, live-process accounting and the stop protocol.
+ *
+ * Live accounting: rt.live counts live processes plus "credits" that
+ * schedulers hold in advance, so a spawn or an exit usually touches only the
+ * scheduler's own counter.  rt.live >= live processes always; it reaches 0
+ * only when no process lives and every credit came back, and whoever brings
+ * it to 0 stops the runtime.  With a small max_processes, credits are taken
+ * one by one so the limit is exact.
+ */
+#ifndef UP_RUNTIME_H
+#define UP_RUNTIME_H
+
+#include <stdint.h>
+#include "uproc.h"
+#include "topology.h"
+#include "debug.h"
+
+struct up__sched;
+
+struct up__runtime {
+	int running;               /* atomic: up_run is between start and end */
+	int started;               /* atomic: schedulers exist (release) */
+	int stopping;              /* atomic: schedulers leave their loops */
+	struct up__topology topo;
+	int nsched;
+	struct up__sched **sched;
+	int64_t live;              /* atomic, see above */
+	int64_t max_processes;
+	int credit_batch;          /* 1 = exact accounting */
+	int64_t spin_ns;
+	unsigned warm_regions;
+	/* start-up barrier */
+	int init_done, init_err;
+};
+
+extern struct up__runtime up__rt UP_INTERNAL;
+
+static inline int up__rt_ready(void)
+{
+	return __atomic_load_n(&up__rt.started, __ATOMIC_ACQUIRE);
+}
+
+/* Take one live credit for a spawn (s may be NULL).  0 or -EAGAIN. */
+int up__live_acquire(struct up__sched *s) UP_INTERNAL;
+/* Give back the credit of a failed spawn (no stop check). */
+void up__live_undo(struct up__sched *s) UP_INTERNAL;
+/* A process of s exited. */
+void up__live_release(struct up__sched *s) UP_INTERNAL;
+/* s goes idle: return every credit it holds. */
+void up__live_flush(struct up__sched *s) UP_INTERNAL;
+/* Stop every scheduler (any thread). */
+void up__rt_stop(void) UP_INTERNAL;
+
+#endif

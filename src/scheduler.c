@@ -1,0 +1,387 @@
+/*
+ * scheduler.c - scheduler threads, run queues, the run loop, idle and wake
+ * (see scheduler.h).
+ *
+ * Ownership: everything in struct up__sched above `remote_head` is touched by
+ * the scheduler's own thread only (and by up_run's thread after the
+ * scheduler thread has been joined).  remote_head and state are the only
+ * shared words.
+ *
+ * The wake protocol (no lost wake-ups, no syscall for a busy scheduler):
+ *   waker:    push p on remote_head (seq_cst CAS); load state (seq_cst);
+ *             if SLEEPING and the waker's exchange turns it AWAKE: write efd.
+ *   sleeper:  store state = SLEEPING (seq_cst); load remote_head (seq_cst);
+ *             non-empty -> AWAKE and run; else wait in io_uring_enter on the
+ *             pending eventfd read.
+ * Either the sleeper sees the push, or the waker sees SLEEPING (Dekker).
+ */
+#include "scheduler.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "fiber.h"
+#include "node_mem.h"
+#include "runtime.h"
+
+#define TAG_WAKE 1ull
+#define RING_ENTRIES 256
+#define POLL_EVERY 64   /* run-loop turns between looks at timers/remote */
+
+__thread struct up__sched *up__self_sched;
+
+/* ------------------------------------------------------------ run queue */
+
+static inline void rq_push(struct up__sched *s, struct up__proc *p)
+{
+	p->run_next = NULL;
+	if (s->rq_tail)
+		s->rq_tail->run_next = p;
+	else
+		s->rq_head = p;
+	s->rq_tail = p;
+}
+
+static inline struct up__proc *rq_pop(struct up__sched *s)
+{
+	struct up__proc *p = s->rq_head;
+	if (p) {
+		s->rq_head = p->run_next;
+		if (!s->rq_head)
+			s->rq_tail = NULL;
+	}
+	return p;
+}
+
+void up__sched_kick(struct up__sched *s)
+{
+	if (__atomic_exchange_n(&s->state, UP__S_AWAKE, __ATOMIC_SEQ_CST) == UP__S_SLEEPING) {
+		uint64_t one = 1;
+		ssize_t r = write(s->efd, &one, sizeof(one));
+		(void)r; /* cannot fail short of EAGAIN at 2^64-1 pending */
+	}
+}
+
+void up__sched_enqueue(struct up__proc *p)
+{
+	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_ACQUIRE);
+
+	if (t == up__self_sched) {
+		p->state = UP__P_RUNNABLE;
+		rq_push(t, p);
+		return;
+	}
+	/* Remote: publish p (its fields written before, by the release). */
+	struct up__proc *h = __atomic_load_n(&t->remote_head, __ATOMIC_RELAXED);
+	do {
+		p->wake_next = h;
+	} while (!__atomic_compare_exchange_n(&t->remote_head, &h, p, true,
+					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	/* Pairs with the sleeper's seq_cst store of SLEEPING (Dekker). */
+	if (__atomic_load_n(&t->state, __ATOMIC_SEQ_CST) == UP__S_SLEEPING) {
+		if (up__self_sched)
+			up__self_sched->stats.wakes_sent++;
+		up__sched_kick(t);
+	}
+}
+
+static void link_all(struct up__sched *s, struct up__proc *p)
+{
+	p->all_prev = NULL;
+	p->all_next = s->all;
+	if (s->all)
+		s->all->all_prev = p;
+	s->all = p;
+}
+
+/* Move the remote stack to the local queue, oldest first. */
+static void take_remote(struct up__sched *s)
+{
+	if (!__atomic_load_n(&s->remote_head, __ATOMIC_RELAXED))
+		return;
+	/* Acquire: pairs with the pushers' CAS, makes p's fields visible. */
+	struct up__proc *p = __atomic_exchange_n(&s->remote_head, NULL, __ATOMIC_ACQUIRE);
+	struct up__proc *fifo = NULL;
+	while (p) {
+		struct up__proc *n = p->wake_next;
+		p->wake_next = fifo;
+		fifo = p;
+		p = n;
+	}
+	for (p = fifo; p; p = fifo) {
+		fifo = p->wake_next;
+		if (p->state == UP__P_FREE) /* spawned by another thread */
+			link_all(s, p);
+		p->state = UP__P_RUNNABLE;
+		rq_push(s, p);
+	}
+}
+
+static void fire_timers(struct up__sched *s)
+{
+	if (!s->timers.n)
+		return;
+	int64_t now = up__now_ns();
+	struct up__proc *p;
+	while ((p = up__timer_pop_due(&s->timers, now))) {
+		uint64_t parked = (uint64_t)p->pid << 1 | 1;
+		/* Pairs with the senders' CAS: exactly one waker enqueues. */
+		if (__atomic_compare_exchange_n(&p->wait, &parked, parked & ~1ull, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			p->timed_out = 1;
+			p->state = UP__P_RUNNABLE;
+			rq_push(s, p);
+		}
+	}
+}
+
+/* ------------------------------------------------------------- switching */
+
+static inline void run(struct up__sched *s, struct up__proc *p)
+{
+	s->current = p;
+	p->state = UP__P_RUNNING;
+	s->stats.switches++;
+	up__fiber_leave(&s->asan_fake_stack, up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE,
+			up__regions.layout.stack_size);
+	up__fiber_switch(&s->sp, p->sp);
+	up__fiber_arrived(s->asan_fake_stack, NULL, NULL);
+	s->current = NULL;
+	switch (p->state) {
+	case UP__P_RUNNABLE:
+		rq_push(s, p);
+		break;
+	case UP__P_EXITING:
+		up__proc_reap(s, p);
+		break;
+	default: /* WAITING: a waker owns it now */
+		break;
+	}
+}
+
+void up__sched_leave(struct up__proc *p)
+{
+	struct up__sched *s = up__self_sched;
+	up__fiber_leave(&p->asan_fake_stack, s->stack_lo, s->stack_size);
+	up__fiber_switch(&p->sp, s->sp);
+	up__fiber_arrived(p->asan_fake_stack, NULL, NULL);
+}
+
+void up__sched_leave_dead(struct up__proc *p)
+{
+	struct up__sched *s = up__self_sched;
+	void *dead_sp;
+	p->state = UP__P_EXITING;
+	up__fiber_leave(NULL, s->stack_lo, s->stack_size);
+	up__fiber_switch(&dead_sp, s->sp);
+	__builtin_unreachable();
+}
+
+/* ------------------------------------------------------------------ idle */
+
+static void arm_wake(struct up__sched *s)
+{
+	if (s->efd_armed)
+		return;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+	if (!sqe) {
+		io_uring_submit(&s->ring);
+		sqe = io_uring_get_sqe(&s->ring);
+	}
+	io_uring_prep_read(sqe, s->efd, &s->efd_buf, sizeof(s->efd_buf), 0);
+	io_uring_sqe_set_data64(sqe, TAG_WAKE);
+	s->efd_armed = 1;
+}
+
+static void reap_cqes(struct up__sched *s)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(&s->ring, head, cqe) {
+		if (cqe->user_data == TAG_WAKE)
+			s->efd_armed = 0;
+		n++;
+	}
+	io_uring_cq_advance(&s->ring, n);
+}
+
+static inline int has_work(struct up__sched *s)
+{
+	return __atomic_load_n(&s->remote_head, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&up__rt.stopping, __ATOMIC_RELAXED) ||
+	       up__timer_next(&s->timers) <= up__now_ns();
+}
+
+static void idle(struct up__sched *s)
+{
+	up__live_flush(s);
+	if (up__rt.spin_ns > 0) {
+		int64_t until = up__now_ns() + up__rt.spin_ns;
+		do {
+			for (int i = 0; i < 64; i++)
+				up__cpu_relax();
+			if (has_work(s))
+				return;
+		} while (up__now_ns() < until);
+	}
+	arm_wake(s);
+	__atomic_store_n(&s->state, UP__S_SLEEPING, __ATOMIC_SEQ_CST);
+	if (has_work(s)) {
+		__atomic_store_n(&s->state, UP__S_AWAKE, __ATOMIC_RELAXED);
+		return;
+	}
+	s->stats.sleeps++;
+	struct io_uring_cqe *cqe;
+	int64_t next = up__timer_next(&s->timers);
+	if (next == INT64_MAX) {
+		io_uring_submit_and_wait(&s->ring, 1);
+	} else {
+		int64_t d = next - up__now_ns();
+		if (d < 0)
+			d = 0;
+		struct __kernel_timespec ts = { .tv_sec = d / 1000000000, .tv_nsec = d % 1000000000 };
+		io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+	}
+	__atomic_store_n(&s->state, UP__S_AWAKE, __ATOMIC_SEQ_CST);
+	reap_cqes(s);
+}
+
+/* -------------------------------------------------------------- the loop */
+
+static void loop(struct up__sched *s)
+{
+	unsigned turn = 0;
+
+	for (;;) {
+		struct up__proc *p = rq_pop(s);
+		if (up_unlikely(!p || ++turn % POLL_EVERY == 0)) {
+			take_remote(s);
+			fire_timers(s);
+			if (!p)
+				p = rq_pop(s);
+			if (!p) {
+				if (__atomic_load_n(&up__rt.stopping, __ATOMIC_ACQUIRE))
+					return;
+				idle(s);
+				continue;
+			}
+		}
+		run(s, p);
+	}
+}
+
+static int ring_setup(struct up__sched *s)
+{
+	static const unsigned flag_sets[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int r = -EINVAL;
+	for (unsigned i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+		struct io_uring_params prm = { .flags = flag_sets[i] };
+		r = io_uring_queue_init_params(RING_ENTRIES, &s->ring, &prm);
+		if (r == 0)
+			return 0;
+		if (r != -EINVAL)
+			return r;
+	}
+	return r;
+}
+
+static int thread_init(struct up__sched *s)
+{
+	pthread_attr_t a;
+	void *lo;
+	int r;
+
+	up__self_sched = s;
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		pthread_attr_getstack(&a, &lo, &s->stack_size);
+		s->stack_lo = lo;
+		pthread_attr_destroy(&a);
+	}
+	if ((r = up__node_bind_thread(s->node)) != 0)
+		return r;
+	if ((r = ring_setup(s)) != 0)
+		return r;
+	s->ring_ok = 1;
+	s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->efd < 0)
+		return -errno;
+	s->msgs.node = s->node;
+	return up__region_cache_init(&s->regions, s->node, up__rt.warm_regions);
+}
+
+static void *thread_main(void *arg)
+{
+	struct up__sched *s = arg;
+	int r = thread_init(s);
+
+	__atomic_store_n(&s->thread_started, r == 0 ? 1 : r, __ATOMIC_RELEASE);
+	if (r == 0) {
+		/* Wait for up_run to declare the start-up over. */
+		while (!__atomic_load_n(&up__rt.init_done, __ATOMIC_ACQUIRE))
+			up__cpu_relax();
+		if (!up__rt.init_err)
+			loop(s);
+	}
+	/* The ring is this thread's (SINGLE_ISSUER): close it here. */
+	if (s->ring_ok) {
+		io_uring_queue_exit(&s->ring);
+		s->ring_ok = 0;
+	}
+	up__self_sched = NULL;
+	return NULL;
+}
+
+int up__sched_start(struct up__sched *s)
+{
+	pthread_attr_t a;
+	cpu_set_t set;
+	int r;
+
+	pthread_attr_init(&a);
+	CPU_ZERO(&set);
+	CPU_SET(s->cpu, &set);
+	pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+	r = pthread_create(&s->thread, &a, thread_main, s);
+	pthread_attr_destroy(&a);
+	if (r != 0)
+		return -r;
+	while (!(r = __atomic_load_n(&s->thread_started, __ATOMIC_ACQUIRE)))
+		sched_yield();
+	return r == 1 ? 0 : r;
+}
+
+void up__sched_join(struct up__sched *s)
+{
+	if (s->thread_started)
+		pthread_join(s->thread, NULL);
+}
+
+void up__sched_cleanup(struct up__sched *s)
+{
+	/* Processes spawned here by other threads and never run. */
+	struct up__proc *p = __atomic_exchange_n(&s->remote_head, NULL, __ATOMIC_ACQUIRE);
+	while (p) {
+		struct up__proc *n = p->wake_next;
+		if (p->state == UP__P_FREE)
+			link_all(s, p);
+		p = n;
+	}
+	up__self_sched = s; /* reaping frees into s's caches */
+	while (s->all)
+		up__proc_reap(s, s->all);
+	up__self_sched = NULL;
+	up__live_flush(s);
+	up__timer_fini(&s->timers);
+	up__msg_cache_fini(&s->msgs);
+	up__region_cache_fini(&s->regions);
+	if (s->efd >= 0)
+		close(s->efd);
+}

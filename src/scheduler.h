@@ -1,0 +1,81 @@
+/*
+ * scheduler.h - schedulers: one OS thread per allowed CPU, pinned, each with its
+ * own run queue, io_uring ring, timers and free lists.
+ *
+ * Run queues: a local FIFO (owner only) plus a remote stack, where other
+ * threads push processes they woke (lock-free push, the owner takes the whole
+ * stack with one exchange).  The owner runs a process by switching from its
+ * own stack (the scheduler context) to the process's, and back when the
+ * process yields, waits or exits.
+ *
+ * Idle: the scheduler spins for spin_us, then announces SLEEPING and sleeps
+ * in io_uring_enter on a pending eventfd read (and the next timer deadline).
+ * A waker writes the eventfd only when it moves the state from SLEEPING to
+ * AWAKE itself, so a busy scheduler costs its wakers no syscall.
+ */
+#ifndef UP_SCHED_H
+#define UP_SCHED_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "proc.h"
+#include "region.h"
+#include "timer.h"
+#include "debug.h"
+
+enum { UP__S_AWAKE = 0, UP__S_SLEEPING = 1 };
+
+struct up__sched_stats {
+	uint64_t switches, spawns, exits, sleeps, wakes_sent, msgs_sent, msgs_recv;
+};
+
+struct up__sched {
+	/* ---- owner thread ---- */
+	int index, node, cpu;
+	struct up__proc *current;
+	void *sp;                         /* saved scheduler context */
+	const void *stack_lo;             /* scheduler stack (for ASan) */
+	size_t stack_size;
+	void *asan_fake_stack;
+	struct up__proc *rq_head, *rq_tail;
+	struct up__proc *all;             /* every process of this scheduler */
+	struct io_uring ring;
+	int ring_ok;
+	int efd;
+	uint64_t efd_buf;
+	int efd_armed;
+	struct up__timer_heap timers;
+	struct up__msg_cache msgs;
+	struct up__region_cache regions;
+	long credits;                     /* see runtime.c: live accounting */
+	struct up__sched_stats stats;
+	pthread_t thread;
+	int thread_started;
+
+	/* ---- shared ---- */
+	struct up__proc *remote_head __attribute__((aligned(UP_CACHELINE))); /* atomic */
+	int state __attribute__((aligned(UP_CACHELINE)));                    /* atomic */
+};
+
+/* The scheduler of the calling thread, NULL outside the runtime. */
+extern __thread struct up__sched *up__self_sched UP_INTERNAL;
+
+/* Make p runnable on its scheduler (any thread; p must not be queued). */
+void up__sched_enqueue(struct up__proc *p) UP_INTERNAL;
+/* From the running process: switch to the scheduler context.  Returns when
+ * the process runs again.  The process's state says why it left. */
+void up__sched_leave(struct up__proc *p) UP_INTERNAL;
+/* The process is done: never returns. */
+void up__sched_leave_dead(struct up__proc *p) __attribute__((noreturn)) UP_INTERNAL;
+
+int up__sched_start(struct up__sched *s) UP_INTERNAL;
+void up__sched_join(struct up__sched *s) UP_INTERNAL;
+/* Wake a sleeping scheduler (any thread). */
+void up__sched_kick(struct up__sched *s) UP_INTERNAL;
+/* After every scheduler has stopped: free what is left on s. */
+void up__sched_cleanup(struct up__sched *s) UP_INTERNAL;
+
+#endif
