@@ -3,25 +3,33 @@
  * the receiver's private queues, priorities, parking and waking.
  *
  * An inbox is a {head, tag} pair in the receiver's control block: a LIFO
- * stack of message nodes that senders push with one 16-byte CAS, which
- * succeeds only while tag == the receiver's pid.  The receiver takes the
- * whole stack with one CAS and reverses it onto its private FIFO queue, so
- * messages of one sender keep their order.  A dead process's inboxes carry
- * tag 0 and refuse every push (the sender frees its node: nothing leaks).
+ * stack of message nodes that senders on other threads push with one
+ * 16-byte CAS, which succeeds only while tag == the receiver's pid.  The
+ * receiver takes the whole stack with one CAS and reverses it onto its
+ * private FIFO queue, so messages of one sender keep their order.  A dead
+ * process's inboxes carry tag 0 and refuse every push (the sender frees its
+ * node: nothing leaks).
  *
- * Parking (receiver, owner thread):
- *   1. wait = pid<<1|1 (seq_cst);
- *   2. mark each awaited inbox: {NULL, pid} -> {WAITING, pid};
- *      if one holds messages instead, cancel: CAS wait back to pid<<1.
- *      If the cancel fails a waker has already claimed the wake-up and
- *      enqueued us, so we leave anyway and are resumed at once.
- *   3. leave to the scheduler.
- * Sending: push; if the replaced head was WAITING, CAS wait pid<<1|1 ->
- * pid<<1 and, on success, enqueue the receiver.  The timer of a timed
- * receive makes the same CAS, so exactly one waker enqueues a parked
- * process.  A stale WAITING mark (left in a mailbox the receiver no longer
- * awaits) can cause a spurious wake-up; receive loops until it has a message
- * or its deadline passed.
+ * A sender on the receiver's own scheduler skips the inbox: it appends to
+ * the private queue directly (same thread) after draining the inbox, so
+ * older messages of a sender that changed scheduler stay ahead.
+ *
+ * Waiting and waking.  Whether a process waits is its scheduler's private
+ * knowledge (proc->state), so:
+ *  - receiver: for each awaited mailbox, leave a WAITING mark in the inbox
+ *    ({NULL,pid} -> {WAITING,pid}; a mark left by an earlier wait is kept);
+ *    if an inbox holds messages instead, do not wait; else state = WAITING
+ *    and switch to the scheduler;
+ *  - sender on the same scheduler: append, and if state == WAITING make the
+ *    receiver runnable.  No atomic instruction at all;
+ *  - sender on another thread: a push that replaced a WAITING mark posts a
+ *    WAKE request (pid) to the receiver's scheduler, which makes the process
+ *    runnable if it still waits.  The request is allocated before the push
+ *    (when the inbox looked marked), so a wake is never lost to -ENOMEM;
+ *  - the timer of a timed receive: the scheduler, if the process still waits.
+ * A stale mark (left in a mailbox the receiver no longer awaits, or while it
+ * runs) costs at most a spurious wake-up: receive loops until it has a
+ * message or its deadline passed.
  */
 #include <errno.h>
 
@@ -34,58 +42,6 @@ static inline struct up__proc *current(void)
 {
 	struct up__sched *s = up__self_sched;
 	return s ? s->current : NULL;
-}
-
-static void wake(struct up__proc *p, up_pid pid)
-{
-	uint64_t parked = (uint64_t)pid << 1 | 1;
-	if (__atomic_compare_exchange_n(&p->wait, &parked, (uint64_t)pid << 1, false,
-					__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-		up__sched_enqueue(p);
-}
-
-int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
-{
-	if (up_unlikely(!up__rt_ready()))
-		return -ESRCH;
-	struct up__proc *p = up__pid_proc(pid);
-	if (up_unlikely(!p || mailbox >= UP_MAX_MAILBOXES))
-		return -EINVAL;
-	/* Acquire: pairs with spawn's release of the tag; nmb and sched are
-	 * then those of this process. */
-	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
-		return -ESRCH;
-	if (up_unlikely(mailbox >= __atomic_load_n(&p->nmb, __ATOMIC_RELAXED)))
-		return -EINVAL;
-	struct up__sched *self = up__self_sched;
-	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
-	struct up__msg *m = up__msg_alloc(self ? &self->msgs : NULL, node);
-	if (up_unlikely(!m))
-		return -ENOMEM;
-	m->word = word;
-	m->kind = UP__MSG_WORD;
-	m->body = NULL;
-
-	struct up__pair cur = up__pair_peek(&p->inbox[mailbox]);
-	for (;;) {
-		if (up_unlikely(cur.tag != (uint64_t)pid)) {
-			up__msg_free(self ? &self->msgs : NULL, m);
-			return -ESRCH;
-		}
-		m->next = cur.ptr == UP__INBOX_WAITING ? NULL : cur.ptr;
-		if (up__dwcas(&p->inbox[mailbox], &cur, m, (uint64_t)pid))
-			break;
-	}
-	if (self)
-		self->stats.msgs_sent++;
-	if (cur.ptr == UP__INBOX_WAITING)
-		wake(p, pid);
-	return 0;
-}
-
-int up_send_word(up_pid pid, uint64_t word)
-{
-	return up_send_word_to(pid, 0, word);
 }
 
 /* Move inbox mb's messages to the private queue, in arrival order. */
@@ -114,29 +70,109 @@ static void drain(struct up__proc *p, unsigned mb)
 	p->queue[mb].len += n;
 }
 
-/* Park until a message arrives in a mailbox of `mask` (or the timer). */
+static inline void append(struct up__proc *p, unsigned mb, struct up__msg *m)
+{
+	m->next = NULL;
+	if (p->queue[mb].tail)
+		p->queue[mb].tail->next = m;
+	else
+		p->queue[mb].head = m;
+	p->queue[mb].tail = m;
+	p->queue[mb].len++;
+}
+
+/* Deliver m to mailbox mb of p (pid).  0 or -ESRCH (m is then freed). */
+static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
+		   unsigned mb, struct up__msg *m)
+{
+	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_RELAXED);
+	struct up__msg_cache *c = self ? &self->msgs : NULL;
+
+	if (t == self) {
+		/* p's private part is this thread's; p cannot exit under us. */
+		drain(p, mb);
+		append(p, mb, m);
+		if (p->state == UP__P_WAITING)
+			up__sched_make_runnable(self, p);
+		return 0;
+	}
+
+	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
+	struct up__msg *wake = NULL;
+	for (;;) {
+		if (up_unlikely(cur.tag != (uint64_t)pid)) {
+			if (wake)
+				up__msg_free(c, wake);
+			up__msg_free(c, m);
+			return -ESRCH;
+		}
+		if (cur.ptr == UP__INBOX_WAITING && !wake) {
+			wake = up__msg_alloc(c, t->node);
+			if (!wake) {
+				up__msg_free(c, m);
+				return -ENOMEM;
+			}
+			continue;
+		}
+		m->next = cur.ptr == UP__INBOX_WAITING ? NULL : cur.ptr;
+		if (up__dwcas(&p->inbox[mb], &cur, m, (uint64_t)pid))
+			break;
+	}
+	if (cur.ptr == UP__INBOX_WAITING) {
+		wake->kind = UP__MSG_WAKE;
+		wake->word = (uint64_t)pid;
+		up__sched_post(t, wake);
+	} else if (wake) {
+		up__msg_free(c, wake);
+	}
+	return 0;
+}
+
+int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
+{
+	if (up_unlikely(!up__rt_ready()))
+		return -ESRCH;
+	struct up__proc *p = up__pid_proc(pid);
+	if (up_unlikely(!p || mailbox >= UP_MAX_MAILBOXES))
+		return -EINVAL;
+	/* Acquire: pairs with spawn's release of the tag; nmb and sched are
+	 * then those of this process. */
+	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
+		return -ESRCH;
+	if (up_unlikely(mailbox >= __atomic_load_n(&p->nmb, __ATOMIC_RELAXED)))
+		return -EINVAL;
+	struct up__sched *self = up__self_sched;
+	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
+	struct up__msg *m = up__msg_alloc(self ? &self->msgs : NULL, node);
+	if (up_unlikely(!m))
+		return -ENOMEM;
+	m->word = word;
+	m->kind = UP__MSG_WORD;
+	m->body = NULL;
+	int r = deliver(self, p, pid, mailbox, m);
+	if (self && r == 0)
+		self->stats.msgs_sent++;
+	return r;
+}
+
+int up_send_word(up_pid pid, uint64_t word)
+{
+	return up_send_word_to(pid, 0, word);
+}
+
+/* Wait until a message may have arrived in a mailbox of `mask` (or the
+ * timer fired).  Returns at once if one is already there. */
 static void park(struct up__proc *p, unsigned mask)
 {
-	uint64_t pid = (uint64_t)p->pid;
-
-	__atomic_store_n(&p->wait, pid << 1 | 1, __ATOMIC_SEQ_CST);
 	for (unsigned mb = 0; mb < p->nmb; mb++) {
 		if (!(mask & (1u << mb)))
 			continue;
 		struct up__pair cur = up__pair_peek(&p->inbox[mb]);
-		while (cur.ptr == NULL) {
-			if (up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, pid))
-				cur.ptr = UP__INBOX_WAITING;
-		}
-		if (cur.ptr != UP__INBOX_WAITING) {
-			/* A message came in: do not sleep, unless someone has
-			 * already claimed our wake-up (then we are queued). */
-			uint64_t parked = pid << 1 | 1;
-			if (__atomic_compare_exchange_n(&p->wait, &parked, pid << 1, false,
-							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-				return;
-			break;
-		}
+		while (cur.ptr == NULL &&
+		       !up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, (uint64_t)p->pid))
+			;
+		if (cur.ptr != NULL && cur.ptr != UP__INBOX_WAITING)
+			return; /* a message is in: no wait */
 	}
 	p->state = UP__P_WAITING;
 	up__sched_leave(p);
@@ -200,7 +236,6 @@ static int recv_any(unsigned mask, struct up_msg *out, int64_t timeout_ns)
 			}
 		}
 		park(p, mask);
-		s = up__self_sched;
 	}
 out:
 	p->timed_out = 0;

@@ -7,6 +7,9 @@
  * node (owner-only free list, no atomic, no lock), otherwise from the
  * receiver node's arena.  The receiver frees into its own scheduler's cache,
  * so every cached node is memory of that scheduler's node.
+ *
+ * The same nodes carry requests to a scheduler from other threads (its
+ * remote queue): wake a process, run a process spawned there.
  */
 #ifndef UP_MSG_H
 #define UP_MSG_H
@@ -14,7 +17,11 @@
 #include <stdint.h>
 #include "debug.h"
 
-enum { UP__MSG_WORD = 0 };
+enum {
+	UP__MSG_WORD = 0,  /* a word message */
+	UP__MSG_WAKE,      /* scheduler request: wake pid `word` if it waits */
+	UP__MSG_SPAWN,     /* scheduler request: run new process `body` */
+};
 
 struct up__msg {
 	struct up__msg *next;

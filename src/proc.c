@@ -88,12 +88,17 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	if (ti < 0)
 		return ti;
 	struct up__sched *t = up__rt.sched[ti];
+	/* Another scheduler's process is handed over by a request. */
+	struct up__msg *req = NULL;
+	if (t != self && !(req = up__msg_alloc(self ? &self->msgs : NULL, t->node)))
+		return -ENOMEM;
 	if ((r = up__live_acquire(self)) != 0)
-		return r;
+		goto fail;
 	int64_t slot = up__region_take(self ? &self->regions : NULL, t->node);
 	if (slot < 0) {
 		up__live_undo(self);
-		return slot;
+		r = (int)slot;
+		goto fail;
 	}
 	up_pid pid = up__make_pid((uint32_t)slot, up__region_next_gen((uint32_t)slot));
 	struct up__proc *p = up__slot_proc((uint32_t)slot);
@@ -129,7 +134,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	/* Shared part, then publish: a sender checks the tag (acquire) before
 	 * it reads nmb or sched. */
 	__atomic_store_n(&p->sched, t, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->wait, (uint64_t)pid << 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->nmb, p->nmb, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < p->nmb; i++) {
 		p->inbox[i].ptr = NULL;
 		__atomic_store_n(&p->inbox[i].tag, (uint64_t)pid, __ATOMIC_RELEASE);
@@ -137,18 +142,18 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	if (self)
 		self->stats.spawns++;
 	if (t == self) {
-		p->state = UP__P_RUNNABLE;
-		p->all_prev = NULL;
-		p->all_next = self->all;
-		if (self->all)
-			self->all->all_prev = p;
-		self->all = p;
-		p->run_next = NULL;
-		up__sched_enqueue(p);
+		up__sched_adopt(self, p);
+		up__sched_make_runnable(self, p);
 	} else {
-		up__sched_enqueue(p); /* remote: linked in when t takes it */
+		req->kind = UP__MSG_SPAWN;
+		req->body = p;
+		up__sched_post(t, req);
 	}
 	return pid;
+fail:
+	if (req)
+		up__msg_free(self ? &self->msgs : NULL, req);
+	return r;
 }
 
 up_pid up_spawn(up_fn fn, void *arg)
@@ -282,7 +287,6 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 		free_list(s, p->queue[i].head);
 		p->queue[i].head = p->queue[i].tail = NULL;
 	}
-	__atomic_store_n(&p->wait, 0, __ATOMIC_RELEASE);
 	if (p->timer_idx)
 		up__timer_remove(&s->timers, p);
 
@@ -295,7 +299,7 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 	}
 	up__fiber_stack_deregister(p->vg_stack);
 	char *stack_lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
-	up__fiber_stack_reset(stack_lo, up__regions.layout.stack_size);
+	up__fiber_stack_reset(stack_lo, (size_t)((char *)p - stack_lo));
 
 	if (p->all_prev)
 		p->all_prev->all_next = p->all_next;

@@ -9,13 +9,12 @@
  *    inbox[]  - one {head, tag} pair per mailbox; tag is the owner's pid while
  *               the process lives and 0 otherwise.  Senders push with a
  *               16-byte CAS that also checks the tag (mailbox.c).
- *    wait     - pid << 1 | parked: the parked bit is cleared by exactly one
- *               waker (a sender or the timer), which then enqueues the
- *               process.
- *    sched    - the scheduler that runs it (set before it first runs;
- *               constant afterwards).
- *    wake_next- link in the scheduler's remote run stack.
- *  private (the owning scheduler's thread only): everything else.
+ *    sched    - the scheduler that runs it (set before the tag is
+ *               published; constant while it lives).
+ *    nmb      - its number of mailboxes (likewise).
+ *  private (the owning scheduler's thread only): everything else, notably
+ *  `state`: whether a process waits is decided by its scheduler's thread
+ *  alone, so waking needs no atomic (see mailbox.c).
  *
  * Life cycle: NEW -> RUNNABLE <-> RUNNING -> (WAITING -> RUNNABLE)* -> EXITING
  * -> reaped by its scheduler (inboxes closed, messages freed, heap mappings
@@ -49,9 +48,7 @@ struct up__heap_map;   /* a heap mapping outside the slot */
 struct up__proc {
 	/* ---- shared: senders and wakers ---- */
 	struct up__pair inbox[UP_MAX_MAILBOXES];
-	uint64_t wait;                       /* atomic: pid << 1 | parked */
-	struct up__sched *sched;             /* atomic load by wakers */
-	struct up__proc *wake_next;          /* remote run stack link */
+	struct up__sched *sched;             /* atomic load by senders */
 	uint8_t nmb;                         /* mailboxes (constant while alive) */
 
 	/* ---- private: the owning scheduler only ---- */

@@ -46,7 +46,7 @@ int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 	l->slot_shift = log2_ceil(heap_size + UP__PAGE + stack_size);
 	l->slot_size = (size_t)1 << l->slot_shift;
 	/* The stack takes whatever the power-of-two rounding left over. */
-	l->stack_size = l->slot_size - heap_size - UP__PAGE - l->proc_size;
+	l->stack_size = l->slot_size - heap_size - UP__PAGE - l->proc_size - (UP__COLORS << 6);
 	up__regions.guard_supported = true;
 	return 0;
 }

@@ -5,7 +5,7 @@
  * per-node reservations ("chunks" of 4096 slots, one mapping each, bound to
  * the node's memory).  A slot, from low to high addresses:
  *
- *   [ heap (heap_size) | guard page | stack (stack_size) ... | proc ]
+ *   [ heap (heap_size) | guard page | stack (stack_size) ... | proc | color ]
  *
  * The process control block (struct up__proc) sits at the top of the slot and
  * shares its page with the first bytes of the stack, so an idle process costs
@@ -108,10 +108,14 @@ static inline char *up__slot_base(uint32_t slot)
 	return ch->base + ((size_t)(slot & (UP__CHUNK_SLOTS - 1)) << up__regions.layout.slot_shift);
 }
 
+/* Control blocks (and so stack tops) are coloured by slot: 16 positions
+ * 64 bytes apart, so neighbours do not share their offset modulo 4 KiB
+ * (4K-aliasing stalls on every switch, one L1 set for every block). */
+#define UP__COLORS 16u
 static inline struct up__proc *up__slot_proc(uint32_t slot)
 {
 	return (struct up__proc *)(up__slot_base(slot) + up__regions.layout.slot_size -
-				   up__regions.layout.proc_size);
+				   up__regions.layout.proc_size - ((slot % UP__COLORS) << 6));
 }
 
 static inline uint32_t up__pid_slot(up_pid pid) { return (uint32_t)pid & ((1u << UP__SLOT_BITS) - 1); }

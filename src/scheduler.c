@@ -8,7 +8,7 @@
  * shared words.
  *
  * The wake protocol (no lost wake-ups, no syscall for a busy scheduler):
- *   waker:    push p on remote_head (seq_cst CAS); load state (seq_cst);
+ *   poster:   push a request on remote_head (seq_cst CAS); load state (seq_cst);
  *             if SLEEPING and the waker's exchange turns it AWAKE: write efd.
  *   sleeper:  store state = SLEEPING (seq_cst); load remote_head (seq_cst);
  *             non-empty -> AWAKE and run; else wait in io_uring_enter on the
@@ -66,22 +66,22 @@ void up__sched_kick(struct up__sched *s)
 	}
 }
 
-void up__sched_enqueue(struct up__proc *p)
+void up__sched_make_runnable(struct up__sched *s, struct up__proc *p)
 {
-	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_ACQUIRE);
+	UP_ASSERT(s == up__self_sched && p->sched == s);
+	p->state = UP__P_RUNNABLE;
+	rq_push(s, p);
+}
 
-	if (t == up__self_sched) {
-		p->state = UP__P_RUNNABLE;
-		rq_push(t, p);
-		return;
-	}
-	/* Remote: publish p (its fields written before, by the release). */
-	struct up__proc *h = __atomic_load_n(&t->remote_head, __ATOMIC_RELAXED);
+void up__sched_post(struct up__sched *t, struct up__msg *r)
+{
+	struct up__msg *h = __atomic_load_n(&t->remote_head, __ATOMIC_RELAXED);
 	do {
-		p->wake_next = h;
-	} while (!__atomic_compare_exchange_n(&t->remote_head, &h, p, true,
+		r->next = h;
+	} while (!__atomic_compare_exchange_n(&t->remote_head, &h, r, true,
 					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-	/* Pairs with the sleeper's seq_cst store of SLEEPING (Dekker). */
+	/* seq_cst: pairs with the sleeper's seq_cst store of SLEEPING
+	 * (Dekker): it sees our push, or we see SLEEPING. */
 	if (__atomic_load_n(&t->state, __ATOMIC_SEQ_CST) == UP__S_SLEEPING) {
 		if (up__self_sched)
 			up__self_sched->stats.wakes_sent++;
@@ -89,7 +89,7 @@ void up__sched_enqueue(struct up__proc *p)
 	}
 }
 
-static void link_all(struct up__sched *s, struct up__proc *p)
+void up__sched_adopt(struct up__sched *s, struct up__proc *p)
 {
 	p->all_prev = NULL;
 	p->all_next = s->all;
@@ -98,26 +98,44 @@ static void link_all(struct up__sched *s, struct up__proc *p)
 	s->all = p;
 }
 
-/* Move the remote stack to the local queue, oldest first. */
+/* Act on one request of the remote queue. */
+static void handle_request(struct up__sched *s, struct up__msg *r)
+{
+	if (r->kind == UP__MSG_SPAWN) {
+		struct up__proc *p = r->body;
+		up__sched_adopt(s, p);
+		up__sched_make_runnable(s, p);
+	} else {
+		UP_ASSERT(r->kind == UP__MSG_WAKE);
+		up_pid pid = (up_pid)r->word;
+		struct up__proc *p = up__slot_proc(up__pid_slot(pid));
+		/* The tag check makes the request stale-proof: only the very
+		 * process it names, alive, is ours to look at. */
+		if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid &&
+		    p->state == UP__P_WAITING)
+			up__sched_make_runnable(s, p);
+	}
+	up__msg_free(&s->msgs, r);
+}
+
+/* Take the remote queue, oldest request first. */
 static void take_remote(struct up__sched *s)
 {
 	if (!__atomic_load_n(&s->remote_head, __ATOMIC_RELAXED))
 		return;
-	/* Acquire: pairs with the pushers' CAS, makes p's fields visible. */
-	struct up__proc *p = __atomic_exchange_n(&s->remote_head, NULL, __ATOMIC_ACQUIRE);
-	struct up__proc *fifo = NULL;
-	while (p) {
-		struct up__proc *n = p->wake_next;
-		p->wake_next = fifo;
-		fifo = p;
-		p = n;
+	/* Acquire: pairs with the posters' CAS; their writes are visible. */
+	struct up__msg *r = __atomic_exchange_n(&s->remote_head, NULL, __ATOMIC_ACQUIRE);
+	struct up__msg *fifo = NULL;
+	while (r) {
+		struct up__msg *n = r->next;
+		r->next = fifo;
+		fifo = r;
+		r = n;
 	}
-	for (p = fifo; p; p = fifo) {
-		fifo = p->wake_next;
-		if (p->state == UP__P_FREE) /* spawned by another thread */
-			link_all(s, p);
-		p->state = UP__P_RUNNABLE;
-		rq_push(s, p);
+	while (fifo) {
+		r = fifo;
+		fifo = r->next;
+		handle_request(s, r);
 	}
 }
 
@@ -128,13 +146,9 @@ static void fire_timers(struct up__sched *s)
 	int64_t now = up__now_ns();
 	struct up__proc *p;
 	while ((p = up__timer_pop_due(&s->timers, now))) {
-		uint64_t parked = (uint64_t)p->pid << 1 | 1;
-		/* Pairs with the senders' CAS: exactly one waker enqueues. */
-		if (__atomic_compare_exchange_n(&p->wait, &parked, parked & ~1ull, false,
-						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		if (p->state == UP__P_WAITING) {
 			p->timed_out = 1;
-			p->state = UP__P_RUNNABLE;
-			rq_push(s, p);
+			up__sched_make_runnable(s, p);
 		}
 	}
 }
@@ -146,8 +160,10 @@ static inline void run(struct up__sched *s, struct up__proc *p)
 	s->current = p;
 	p->state = UP__P_RUNNING;
 	s->stats.switches++;
-	up__fiber_leave(&s->asan_fake_stack, up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE,
-			up__regions.layout.stack_size);
+#if UP_ASAN
+	char *lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
+	up__fiber_leave(&s->asan_fake_stack, lo, (size_t)((char *)p - lo));
+#endif
 	up__fiber_switch(&s->sp, p->sp);
 	up__fiber_arrived(s->asan_fake_stack, NULL, NULL);
 	s->current = NULL;
@@ -366,15 +382,16 @@ void up__sched_join(struct up__sched *s)
 
 void up__sched_cleanup(struct up__sched *s)
 {
-	/* Processes spawned here by other threads and never run. */
-	struct up__proc *p = __atomic_exchange_n(&s->remote_head, NULL, __ATOMIC_ACQUIRE);
-	while (p) {
-		struct up__proc *n = p->wake_next;
-		if (p->state == UP__P_FREE)
-			link_all(s, p);
-		p = n;
-	}
 	up__self_sched = s; /* reaping frees into s's caches */
+	/* Requests never handled; processes spawned here and never run. */
+	struct up__msg *r = __atomic_exchange_n(&s->remote_head, NULL, __ATOMIC_ACQUIRE);
+	while (r) {
+		struct up__msg *n = r->next;
+		if (r->kind == UP__MSG_SPAWN)
+			up__sched_adopt(s, r->body);
+		up__msg_free(&s->msgs, r);
+		r = n;
+	}
 	while (s->all)
 		up__proc_reap(s, s->all);
 	up__self_sched = NULL;

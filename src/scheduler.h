@@ -2,9 +2,11 @@
  * scheduler.h - schedulers: one OS thread per allowed CPU, pinned, each with its
  * own run queue, io_uring ring, timers and free lists.
  *
- * Run queues: a local FIFO (owner only) plus a remote stack, where other
- * threads push processes they woke (lock-free push, the owner takes the whole
- * stack with one exchange).  The owner runs a process by switching from its
+ * Run queues: a local FIFO (owner only) plus a remote queue, a lock-free
+ * stack of request nodes (struct up__msg: "wake pid", "run this new
+ * process") pushed by other threads; the owner takes the whole stack with
+ * one exchange and acts on each request itself.  Only the owner decides
+ * whether one of its processes waits or runs.  The owner runs a process by switching from its
  * own stack (the scheduler context) to the process's, and back when the
  * process yields, waits or exits.
  *
@@ -56,15 +58,19 @@ struct up__sched {
 	int thread_started;
 
 	/* ---- shared ---- */
-	struct up__proc *remote_head __attribute__((aligned(UP_CACHELINE))); /* atomic */
+	struct up__msg *remote_head __attribute__((aligned(UP_CACHELINE))); /* atomic */
 	int state __attribute__((aligned(UP_CACHELINE)));                    /* atomic */
 };
 
 /* The scheduler of the calling thread, NULL outside the runtime. */
 extern __thread struct up__sched *up__self_sched UP_INTERNAL;
 
-/* Make p runnable on its scheduler (any thread; p must not be queued). */
-void up__sched_enqueue(struct up__proc *p) UP_INTERNAL;
+/* Owner thread: p (waiting or new) becomes runnable at the queue's tail. */
+void up__sched_make_runnable(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+/* Any thread: hand request r to scheduler t and wake t if it sleeps. */
+void up__sched_post(struct up__sched *t, struct up__msg *r) UP_INTERNAL;
+/* Owner thread: link a new process into s's list of processes. */
+void up__sched_adopt(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
 /* From the running process: switch to the scheduler context.  Returns when
  * the process runs again.  The process's state says why it left. */
 void up__sched_leave(struct up__proc *p) UP_INTERNAL;
