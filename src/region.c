@@ -25,6 +25,17 @@
 
 struct up__regions up__regions;
 
+/* Generations per chunk index, for the OS process's life (see region.h). */
+static uint32_t *gens[UP__MAX_CHUNKS];
+
+__attribute__((destructor)) static void free_gens(void)
+{
+	for (uint32_t i = 0; i < UP__MAX_CHUNKS && gens[i]; i++) {
+		free(gens[i]);
+		gens[i] = NULL;
+	}
+}
+
 static unsigned log2_ceil(size_t v)
 {
 	unsigned s = 0;
@@ -36,17 +47,21 @@ static unsigned log2_ceil(size_t v)
 int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 {
 	struct up__region_layout *l = &up__regions.layout;
+	size_t top;
 
 	memset(&up__regions, 0, sizeof(up__regions));
 	pthread_mutex_init(&up__regions.chunk_lock, NULL);
 	for (int i = 0; i < 64; i++)
 		pthread_mutex_init(&up__regions.pool[i].lock, NULL);
 	l->proc_size = (proc_size + 63) & ~(size_t)63;
-	l->heap_size = heap_size;
-	l->slot_shift = log2_ceil(heap_size + UP__PAGE + stack_size);
+	/* Above the stack: the control block and its colour offsets. */
+	top = l->proc_size + (UP__COLORS << 6);
+	l->stack_size = stack_size;
+	l->slot_shift = log2_ceil(heap_size + UP__PAGE + stack_size + top);
 	l->slot_size = (size_t)1 << l->slot_shift;
-	/* The stack takes whatever the power-of-two rounding left over. */
-	l->stack_size = l->slot_size - heap_size - UP__PAGE - l->proc_size - (UP__COLORS << 6);
+	/* The heap takes what the power-of-two rounding leaves (>= asked),
+	 * page-aligned so the guard page is one. */
+	l->heap_size = (l->slot_size - UP__PAGE - stack_size - top) & ~(UP__PAGE - 1);
 	up__regions.guard_supported = true;
 	return 0;
 }
@@ -80,10 +95,14 @@ static int chunk_new(struct up__node_pool *pool, int node)
 		goto out;
 	}
 	struct up__chunk *ch = calloc(1, sizeof(*ch));
-	if (!ch) {
+	if (!gens[ci])
+		gens[ci] = calloc(UP__CHUNK_SLOTS, sizeof(uint32_t));
+	if (!ch || !gens[ci]) {
+		free(ch);
 		err = -ENOMEM;
 		goto out;
 	}
+	ch->gen = gens[ci];
 	/* Aligned to the slot size so a slot never straddles a huge page
 	 * boundary unevenly; NORESERVE: only touched pages count. */
 	char *raw = mmap(NULL, len + up__regions.layout.slot_size, PROT_READ | PROT_WRITE,

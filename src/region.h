@@ -18,8 +18,10 @@
  *  - chunks are never unmapped while the runtime runs: the control block of
  *    any slot is readable at a fixed address, so a sender holding a stale pid
  *    reads a valid (dead or reused) control block, never unmapped memory;
- *  - a slot's generation lives outside the slot (chunk metadata), survives
- *    MADV_DONTNEED, and grows on every reuse: pid = generation << 28 | slot;
+ *  - a slot's generation lives outside the slot, survives MADV_DONTNEED and
+ *    the end of a run (the table is kept for the OS process's life), and
+ *    grows on every reuse: pid = generation << 28 | slot, so a pid is never
+ *    issued twice, not even by a later up_run;
  *  - slots are cached per scheduler, warm (pages resident) up to
  *    warm_regions; beyond that batches are trimmed (MADV_DONTNEED on
  *    coalesced ranges) and returned to their node's pool.
@@ -46,7 +48,7 @@ struct up__proc;
 struct up__chunk {
 	char *base;                 /* UP__CHUNK_SLOTS slots */
 	int node;                   /* program-visible node */
-	uint32_t gen[UP__CHUNK_SLOTS];
+	uint32_t *gen;              /* UP__CHUNK_SLOTS generations (kept) */
 	uint64_t guarded[UP__CHUNK_SLOTS / 64];
 };
 

@@ -21,7 +21,7 @@
 
 #define KIB ((size_t)1024)
 #define DEFAULT_STACK (64 * KIB)
-#define DEFAULT_HEAP (60 * KIB)
+#define DEFAULT_HEAP (56 * KIB) /* a 128 KiB slot with the default stack */
 #define MIN_STACK (16 * KIB)
 #define MAX_AREA ((size_t)1 << 30)
 #define DEFAULT_MAX_PROCS ((int64_t)1 << 24)

@@ -275,13 +275,15 @@ static void loop(struct up__sched *s)
 	for (;;) {
 		struct up__proc *p = rq_pop(s);
 		if (up_unlikely(!p || ++turn % POLL_EVERY == 0)) {
+			/* Stop even with runnable processes: up_shutdown ends
+			 * them without running further (cleanup reaps them). */
+			if (__atomic_load_n(&up__rt.stopping, __ATOMIC_ACQUIRE))
+				return;
 			take_remote(s);
 			fire_timers(s);
 			if (!p)
 				p = rq_pop(s);
 			if (!p) {
-				if (__atomic_load_n(&up__rt.stopping, __ATOMIC_ACQUIRE))
-					return;
 				idle(s);
 				continue;
 			}
