@@ -45,11 +45,9 @@ static inline struct up__proc *current(void)
 }
 
 /* Move inbox mb's messages to the private queue, in arrival order. */
-static void drain(struct up__proc *p, unsigned mb)
+static __attribute__((noinline)) void drain_slow(struct up__proc *p, unsigned mb)
 {
 	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
-	if (cur.ptr == NULL || cur.ptr == UP__INBOX_WAITING)
-		return;
 	/* Only this thread removes, so a non-empty inbox stays non-empty. */
 	while (!up__dwcas(&p->inbox[mb], &cur, NULL, (uint64_t)p->pid))
 		;
@@ -68,6 +66,19 @@ static void drain(struct up__proc *p, unsigned mb)
 		p->queue[mb].head = fifo;
 	p->queue[mb].tail = last;
 	p->queue[mb].len += n;
+}
+
+/* The inbox holds messages (not NULL, not a WAITING mark)?  One load. */
+static inline int inbox_has_mail(struct up__proc *p, unsigned mb)
+{
+	return (uintptr_t)__atomic_load_n(&p->inbox[mb].ptr, __ATOMIC_ACQUIRE) >
+	       (uintptr_t)UP__INBOX_WAITING;
+}
+
+static inline void drain(struct up__proc *p, unsigned mb)
+{
+	if (inbox_has_mail(p, mb))
+		drain_slow(p, mb);
 }
 
 static inline void append(struct up__proc *p, unsigned mb, struct up__msg *m)
@@ -150,8 +161,10 @@ int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
 	m->kind = UP__MSG_WORD;
 	m->body = NULL;
 	int r = deliver(self, p, pid, mailbox, m);
-	if (self && r == 0)
+	if (self && r == 0) {
 		self->stats.msgs_sent++;
+		up__charge(self, 1);
+	}
 	return r;
 }
 
@@ -203,6 +216,7 @@ static int recv_any(unsigned mask, struct up_msg *out, int64_t timeout_ns)
 	int64_t deadline = 0;
 	int r;
 
+	up__charge(s, 1);
 	for (;;) {
 		for (unsigned i = 0; i < p->nmb; i++) {
 			unsigned mb = p->order[i];

@@ -149,6 +149,8 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 		req->body = p;
 		up__sched_post(t, req);
 	}
+	if (self)
+		up__charge(self, 10);
 	return pid;
 fail:
 	if (req)
@@ -170,7 +172,7 @@ static inline struct up__proc *current(void)
 void up__proc_main(void *pcb)
 {
 	struct up__proc *p = pcb;
-	up__fiber_arrived(NULL, NULL, NULL);
+	up__sched_entered();
 	p->fn(p->arg);
 	p->exit_reason = 0;
 	up__sched_leave_dead(p);

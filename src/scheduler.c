@@ -36,16 +36,6 @@ __thread struct up__sched *up__self_sched;
 
 /* ------------------------------------------------------------ run queue */
 
-static inline void rq_push(struct up__sched *s, struct up__proc *p)
-{
-	p->run_next = NULL;
-	if (s->rq_tail)
-		s->rq_tail->run_next = p;
-	else
-		s->rq_head = p;
-	s->rq_tail = p;
-}
-
 static inline struct up__proc *rq_pop(struct up__sched *s)
 {
 	struct up__proc *p = s->rq_head;
@@ -64,13 +54,6 @@ void up__sched_kick(struct up__sched *s)
 		ssize_t r = write(s->efd, &one, sizeof(one));
 		(void)r; /* cannot fail short of EAGAIN at 2^64-1 pending */
 	}
-}
-
-void up__sched_make_runnable(struct up__sched *s, struct up__proc *p)
-{
-	UP_ASSERT(s == up__self_sched && p->sched == s);
-	p->state = UP__P_RUNNABLE;
-	rq_push(s, p);
 }
 
 void up__sched_post(struct up__sched *t, struct up__msg *r)
@@ -155,46 +138,110 @@ static void fire_timers(struct up__sched *s)
 
 /* ------------------------------------------------------------- switching */
 
-static inline void run(struct up__sched *s, struct up__proc *p)
+/*
+ * A process that blocks, yields or exits switches straight to the next
+ * runnable process when there is one (one switch instead of two through the
+ * scheduler context), and to the scheduler context every POLL_EVERY turns
+ * or when nothing is runnable.  What the process that left needs (requeue,
+ * reap) is done by whoever runs next, right after the switch, on its own
+ * stack: s->prev names that process.
+ */
+
+static inline void after_switch(struct up__sched *s)
+{
+	struct up__proc *prev = s->prev;
+	if (!prev)
+		return;
+	s->prev = NULL;
+	if (prev->state == UP__P_RUNNABLE)
+		rq_push(s, prev);
+	else if (prev->state == UP__P_EXITING)
+		up__proc_reap(s, prev);
+	/* WAITING: its waker will make it runnable. */
+}
+
+static inline void start_running(struct up__sched *s, struct up__proc *p)
 {
 	s->current = p;
+	s->budget = UP__BUDGET;
 	p->state = UP__P_RUNNING;
 	s->stats.switches++;
+}
+
+/* ASan: tell which stack we are about to run on. */
+static inline void leave_for(struct up__sched *s, void **fake_save, struct up__proc *to)
+{
 #if UP_ASAN
-	char *lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
-	up__fiber_leave(&s->asan_fake_stack, lo, (size_t)((char *)p - lo));
+	if (to) {
+		char *lo = up__slot_base(to->slot) + up__regions.layout.heap_size + UP__PAGE;
+		up__fiber_leave(fake_save, lo, (size_t)((char *)to - lo));
+	} else {
+		up__fiber_leave(fake_save, s->stack_lo, s->stack_size);
+	}
+#else
+	(void)s; (void)fake_save; (void)to;
 #endif
+}
+
+/* The next process to switch to directly, or NULL for the scheduler. */
+static inline struct up__proc *next_direct(struct up__sched *s)
+{
+	if (up_unlikely(++s->turn % POLL_EVERY == 0))
+		return NULL;
+	return rq_pop(s);
+}
+
+static inline void run(struct up__sched *s, struct up__proc *p)
+{
+	start_running(s, p);
+	leave_for(s, &s->asan_fake_stack, p);
 	up__fiber_switch(&s->sp, p->sp);
 	up__fiber_arrived(s->asan_fake_stack, NULL, NULL);
 	s->current = NULL;
-	switch (p->state) {
-	case UP__P_RUNNABLE:
-		rq_push(s, p);
-		break;
-	case UP__P_EXITING:
-		up__proc_reap(s, p);
-		break;
-	default: /* WAITING: a waker owns it now */
-		break;
-	}
+	after_switch(s);
 }
 
 void up__sched_leave(struct up__proc *p)
 {
 	struct up__sched *s = up__self_sched;
-	up__fiber_leave(&p->asan_fake_stack, s->stack_lo, s->stack_size);
-	up__fiber_switch(&p->sp, s->sp);
+	struct up__proc *q = next_direct(s);
+
+	s->prev = p;
+	if (q) {
+		start_running(s, q);
+		leave_for(s, &p->asan_fake_stack, q);
+		up__fiber_switch(&p->sp, q->sp);
+	} else {
+		leave_for(s, &p->asan_fake_stack, NULL);
+		up__fiber_switch(&p->sp, s->sp);
+	}
 	up__fiber_arrived(p->asan_fake_stack, NULL, NULL);
+	after_switch(up__self_sched);
 }
 
 void up__sched_leave_dead(struct up__proc *p)
 {
 	struct up__sched *s = up__self_sched;
+	struct up__proc *q = next_direct(s);
 	void *dead_sp;
+
 	p->state = UP__P_EXITING;
-	up__fiber_leave(NULL, s->stack_lo, s->stack_size);
-	up__fiber_switch(&dead_sp, s->sp);
+	s->prev = p;
+	if (q) {
+		start_running(s, q);
+		leave_for(s, NULL, q);
+		up__fiber_switch(&dead_sp, q->sp);
+	} else {
+		leave_for(s, NULL, NULL);
+		up__fiber_switch(&dead_sp, s->sp);
+	}
 	__builtin_unreachable();
+}
+
+void up__sched_entered(void)
+{
+	up__fiber_arrived(NULL, NULL, NULL);
+	after_switch(up__self_sched);
 }
 
 /* ------------------------------------------------------------------ idle */
@@ -270,11 +317,9 @@ static void idle(struct up__sched *s)
 
 static void loop(struct up__sched *s)
 {
-	unsigned turn = 0;
-
 	for (;;) {
 		struct up__proc *p = rq_pop(s);
-		if (up_unlikely(!p || ++turn % POLL_EVERY == 0)) {
+		if (up_unlikely(!p || ++s->turn % POLL_EVERY == 0)) {
 			/* Stop even with runnable processes: up_shutdown ends
 			 * them without running further (cleanup reaps them). */
 			if (__atomic_load_n(&up__rt.stopping, __ATOMIC_ACQUIRE))

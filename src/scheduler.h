@@ -38,6 +38,9 @@ struct up__sched {
 	/* ---- owner thread ---- */
 	int index, node, cpu;
 	struct up__proc *current;
+	struct up__proc *prev;            /* left the CPU, not yet requeued/reaped */
+	unsigned turn;                    /* switches, for periodic polling */
+	int budget;                       /* reductions left to `current` */
 	void *sp;                         /* saved scheduler context */
 	const void *stack_lo;             /* scheduler stack (for ASan) */
 	size_t stack_size;
@@ -65,8 +68,23 @@ struct up__sched {
 /* The scheduler of the calling thread, NULL outside the runtime. */
 extern __thread struct up__sched *up__self_sched UP_INTERNAL;
 
+static inline void rq_push(struct up__sched *s, struct up__proc *p)
+{
+	p->run_next = NULL;
+	if (s->rq_tail)
+		s->rq_tail->run_next = p;
+	else
+		s->rq_head = p;
+	s->rq_tail = p;
+}
+
 /* Owner thread: p (waiting or new) becomes runnable at the queue's tail. */
-void up__sched_make_runnable(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+static inline void up__sched_make_runnable(struct up__sched *s, struct up__proc *p)
+{
+	UP_ASSERT(s == up__self_sched && p->sched == s);
+	p->state = UP__P_RUNNABLE;
+	rq_push(s, p);
+}
 /* Any thread: hand request r to scheduler t and wake t if it sleeps. */
 void up__sched_post(struct up__sched *t, struct up__msg *r) UP_INTERNAL;
 /* Owner thread: link a new process into s's list of processes. */
@@ -76,6 +94,21 @@ void up__sched_adopt(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
 void up__sched_leave(struct up__proc *p) UP_INTERNAL;
 /* The process is done: never returns. */
 void up__sched_leave_dead(struct up__proc *p) __attribute__((noreturn)) UP_INTERNAL;
+/* First thing a new process does (finishes the switch that started it). */
+void up__sched_entered(void) UP_INTERNAL;
+
+/*
+ * Reductions: sends, receives and spawns charge the running process; when
+ * its budget is spent it yields at that call (cooperative: nothing is ever
+ * preempted).  UP__BUDGET per turn on the CPU.
+ */
+#define UP__BUDGET 2000
+int up_yield(void);
+static inline void up__charge(struct up__sched *s, int n)
+{
+	if (up_unlikely((s->budget -= n) <= 0) && s->current)
+		up_yield();
+}
 
 int up__sched_start(struct up__sched *s) UP_INTERNAL;
 void up__sched_join(struct up__sched *s) UP_INTERNAL;
