@@ -317,23 +317,20 @@ static void idle(struct up__sched *s)
 
 static void loop(struct up__sched *s)
 {
+	/* The scheduler context runs only every POLL_EVERY switches (see
+	 * next_direct) or when nothing is runnable, so it polls every time:
+	 * the stop flag first (up_shutdown ends even runnable processes),
+	 * then requests from other threads, then timers. */
 	for (;;) {
+		if (__atomic_load_n(&up__rt.stopping, __ATOMIC_ACQUIRE))
+			return;
+		take_remote(s);
+		fire_timers(s);
 		struct up__proc *p = rq_pop(s);
-		if (up_unlikely(!p || ++s->turn % POLL_EVERY == 0)) {
-			/* Stop even with runnable processes: up_shutdown ends
-			 * them without running further (cleanup reaps them). */
-			if (__atomic_load_n(&up__rt.stopping, __ATOMIC_ACQUIRE))
-				return;
-			take_remote(s);
-			fire_timers(s);
-			if (!p)
-				p = rq_pop(s);
-			if (!p) {
-				idle(s);
-				continue;
-			}
-		}
-		run(s, p);
+		if (p)
+			run(s, p);
+		else
+			idle(s);
 	}
 }
 
