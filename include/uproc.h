@@ -140,7 +140,10 @@ struct up_spawn_opts {
  * up_spawn - start fn(arg) as a new process on the caller's scheduler.
  * Any thread inside a running runtime (from outside a process, the process
  * is placed on scheduler 0).  The new process runs after the caller next
- * blocks or yields.
+ * blocks or yields.  New processes start newest first (a tree of spawns runs
+ * depth first, so few of its processes live at once); processes that are
+ * woken or yield are served first in, first out.  Do not rely on the start
+ * order of processes spawned together.
  *
  * Returns the new pid (> 0), or
  *   -EINVAL  fn is NULL;

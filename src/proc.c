@@ -135,15 +135,17 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	 * it reads nmb or sched. */
 	__atomic_store_n(&p->sched, t, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->nmb, p->nmb, __ATOMIC_RELAXED);
+	/* Inboxes start marked WAITING: a first receive that finds nothing
+	 * parks without a locked instruction (a mark is harmless while the
+	 * process runs: at most a spurious wake-up). */
 	for (unsigned i = 0; i < p->nmb; i++) {
-		p->inbox[i].ptr = NULL;
+		p->inbox[i].ptr = UP__INBOX_WAITING;
 		__atomic_store_n(&p->inbox[i].tag, (uint64_t)pid, __ATOMIC_RELEASE);
 	}
 	if (self)
 		self->stats.spawns++;
 	if (t == self) {
-		up__sched_adopt(self, p);
-		up__sched_make_runnable(self, p);
+		up__sched_add_new(self, p);
 	} else {
 		req->kind = UP__MSG_SPAWN;
 		req->body = p;

@@ -45,7 +45,9 @@ struct up__sched {
 	const void *stack_lo;             /* scheduler stack (for ASan) */
 	size_t stack_size;
 	void *asan_fake_stack;
-	struct up__proc *rq_head, *rq_tail;
+	struct up__proc *rq_head, *rq_tail; /* run queue (FIFO) */
+	struct up__proc *new_top;          /* spawn stack (LIFO), see next_runnable */
+	unsigned picks;
 	struct up__proc *all;             /* every process of this scheduler */
 	struct io_uring ring;
 	int ring_ok;
@@ -89,6 +91,15 @@ static inline void up__sched_make_runnable(struct up__sched *s, struct up__proc 
 void up__sched_post(struct up__sched *t, struct up__msg *r) UP_INTERNAL;
 /* Owner thread: link a new process into s's list of processes. */
 void up__sched_adopt(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+
+/* Owner thread: a new process joins s (its list, its spawn stack). */
+static inline void up__sched_add_new(struct up__sched *s, struct up__proc *p)
+{
+	up__sched_adopt(s, p);
+	p->state = UP__P_RUNNABLE;
+	p->run_next = s->new_top;
+	s->new_top = p;
+}
 /* From the running process: switch to the scheduler context.  Returns when
  * the process runs again.  The process's state says why it left. */
 void up__sched_leave(struct up__proc *p) UP_INTERNAL;
