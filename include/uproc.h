@@ -155,9 +155,11 @@ up_pid up_spawn(up_fn fn, void *arg);
 
 /*
  * up_spawn_opt - up_spawn() with options (opts may be NULL).
- * Errors of up_spawn(), and -EINVAL for an option out of range (scheduler or
- * node that does not exist, both set, stack larger than the runtime's,
- * mailboxes 0 or over UP_MAX_MAILBOXES).
+ * Errors of up_spawn(), and -EINVAL for an option out of range: an unknown
+ * bit in flags; both UP_SPAWN_SCHEDULER and UP_SPAWN_NODE; a scheduler or
+ * node that does not exist, or a node without a scheduler; a stack larger
+ * than the runtime's stack_size; mailboxes over UP_MAX_MAILBOXES.  Placement
+ * fields whose flag is not set are ignored.
  */
 up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *opts);
 
