@@ -38,6 +38,8 @@
 #include "runtime.h"
 #include "scheduler.h"
 
+#define QUEUE_PUNISH 1024
+
 static inline struct up__proc *current(void)
 {
 	struct up__sched *s = up__self_sched;
@@ -105,6 +107,11 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 		append(p, mb, m);
 		if (p->state == UP__P_WAITING)
 			up__sched_make_runnable(self, p);
+		/* Send punishment (as BEAM's): a sender filling a long queue
+		 * pays more, so the receiver gets the CPU sooner and queues
+		 * stay short (and their nodes cached). */
+		if (up_unlikely(p->queue[mb].len > QUEUE_PUNISH))
+			self->budget -= (int)(p->queue[mb].len / QUEUE_PUNISH);
 		return 0;
 	}
 

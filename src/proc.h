@@ -45,26 +45,33 @@ enum up__proc_state {
 
 struct up__heap_map;   /* a heap mapping outside the slot */
 
+/*
+ * Layout: a send to mailbox 0 touches the first shared line (sched, nmb,
+ * inbox[0]) and, on the same scheduler, the first private line (state,
+ * queue[0]); a switch touches the first private line (sp) and the stack just
+ * below the block.  Keeping those lines few matters: with thousands of
+ * processes each hop of a message ring misses the cache on every one.
+ */
 struct up__proc {
-	/* ---- shared: senders and wakers ---- */
-	struct up__pair inbox[UP_MAX_MAILBOXES];
+	/* ---- shared: senders (first line: sched, nmb, inbox[0..2]) ---- */
 	struct up__sched *sched;             /* atomic load by senders */
 	uint8_t nmb;                         /* mailboxes (constant while alive) */
+	struct up__pair inbox[UP_MAX_MAILBOXES];
 
-	/* ---- private: the owning scheduler only ---- */
+	/* ---- private: the owning scheduler only; first line hot ---- */
 	void *sp __attribute__((aligned(UP_CACHELINE)));
 	up_pid pid;
+	struct up__proc *run_next;          /* run queue / spawn stack link */
 	uint8_t state;
 	uint8_t timed_out;
+	uint32_t timer_idx;                 /* in the scheduler's timer heap; 0: none */
 	uint8_t order[UP_MAX_MAILBOXES];    /* mailboxes, highest priority first */
-	struct up__proc *run_next;          /* local run queue link */
-	struct up__proc *all_prev, *all_next;
 	struct {
 		struct up__msg *head, *tail;
 		long len;
 	} queue[UP_MAX_MAILBOXES];          /* received, in arrival order */
+	struct up__proc *all_prev, *all_next;
 	int64_t deadline;                   /* of a timed receive */
-	uint32_t timer_idx;                 /* in the scheduler's timer heap; 0: none */
 	uint32_t slot;
 	up_fn fn;
 	void *arg;
@@ -78,6 +85,9 @@ struct up__proc {
 	uint64_t exit_reason;
 };
 
+_Static_assert(__builtin_offsetof(struct up__proc, inbox[3]) <= UP_CACHELINE, "hot shared line");
+_Static_assert(__builtin_offsetof(struct up__proc, queue[1]) -
+	       __builtin_offsetof(struct up__proc, sp) <= UP_CACHELINE, "hot private line");
 _Static_assert(__builtin_offsetof(struct up__proc, inbox) % 16 == 0, "inbox alignment");
 
 /* Reap an EXITING (or never-run, at shutdown) process on scheduler s: close

@@ -70,6 +70,9 @@ struct up__sched {
 /* The scheduler of the calling thread, NULL outside the runtime. */
 extern __thread struct up__sched *up__self_sched UP_INTERNAL;
 
+#ifndef UP__PREFETCH_LINES
+#define UP__PREFETCH_LINES 6
+#endif
 static inline void rq_push(struct up__sched *s, struct up__proc *p)
 {
 	p->run_next = NULL;
@@ -85,6 +88,11 @@ static inline void up__sched_make_runnable(struct up__sched *s, struct up__proc 
 {
 	UP_ASSERT(s == up__self_sched && p->sched == s);
 	p->state = UP__P_RUNNABLE;
+	/* Its saved registers and the frames above them are the first thing
+	 * a switch to it touches: start the (often cache- and TLB-missing)
+	 * fetch now, while the current process still runs. */
+	for (int i = 0; i < UP__PREFETCH_LINES; i++)
+		__builtin_prefetch((char *)p->sp + 64 * i, 1, 3);
 	rq_push(s, p);
 }
 /* Any thread: hand request r to scheduler t and wake t if it sleeps. */
