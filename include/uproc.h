@@ -29,6 +29,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -172,15 +174,22 @@ up_pid up_self(void);
  */
 int up_yield(void);
 
+/* Exit reasons.  UP_NORMAL is a normal exit (a process whose function
+ * returns exits with it); any other value is abnormal. */
+#define UP_NORMAL ((uint64_t)0)
+
 /*
- * up_exit - end a process.  up_exit(up_self(), reason) ends the caller and
- * does not return.  Exit reasons and signals to other processes come with
- * the supervision API; until then only the caller can be ended, and reason
- * is kept for the process's links and monitors.
- *
- * Returns (only when it does not end the caller)
- *   -EPERM   called outside a process;
- *   -EINVAL  pid is not the caller (not supported yet) or not a valid pid.
+ * up_exit - end a process, OTP's exit/1 and exit/2.
+ *  - up_exit(up_self(), reason) ends the caller at once and does not return.
+ *  - To another process (from any thread): reason UP_NORMAL does nothing (a
+ *    normal exit signal does not end a process); any other reason ends it at
+ *    once if it is parked (in a receive, a sleep, or I/O, whose requests are
+ *    cancelled), otherwise as soon as it next yields, blocks or is
+ *    rescheduled.  Trapping exits comes with the supervision API.
+ * Returns (when it does not end the caller) 0, or
+ *   -EINVAL  pid <= 0 or not a pid of this runtime;
+ *   -ESRCH   the process has exited (or no runtime is running);
+ *   -ENOMEM  no memory for the signal.
  */
 int up_exit(up_pid pid, uint64_t reason);
 
@@ -245,6 +254,61 @@ int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns);
 /* Number of messages waiting in mailbox `mailbox` of the caller (>= 0), or
  * -EPERM outside a process, -EINVAL for a mailbox it does not have. */
 long up_mailbox_len(unsigned mailbox);
+
+/* ------------------------------------------------------------------ I/O */
+
+/*
+ * Blocking I/O for processes.  Each call submits one request to the
+ * scheduler's io_uring ring and parks the calling process until its
+ * completion (a parked process costs no CPU; other processes run).  Every
+ * call takes a timeout (UP_INFINITY: none; 0 is -EINVAL for calls that
+ * must wait).  Process-only: from another thread they return -EPERM.
+ *
+ * Common errors: -EPERM outside a process; -EINVAL for a bad argument
+ * (NULL buffer with a length, negative fd, timeout < 0 and not
+ * UP_INFINITY); -ETIMEDOUT past the timeout (the request is cancelled and
+ * nothing more happens to the buffer); -ECANCELED when the runtime shuts
+ * down under the call; otherwise the negative errno of the operation
+ * (-ECONNRESET, -EPIPE, -EBADF, ...).
+ *
+ * A process that exits (or is ended) while a request is in flight has it
+ * cancelled; its region is reused only after the kernel is done with it.
+ */
+
+/* Read up to len bytes (read(2)).  Bytes read, 0 at end of file. */
+ssize_t up_io_read(int fd, void *buf, size_t len, int64_t timeout_ns);
+/* Receive up to len bytes (recv(2) with flags).  0 when the peer closed. */
+ssize_t up_io_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ns);
+/* Write all len bytes (looping over short writes).  Returns len, or a
+ * negative errno (then an unknown prefix may have been written). */
+ssize_t up_io_write(int fd, const void *buf, size_t len, int64_t timeout_ns);
+/* Send all len bytes (send(2) with flags, MSG_NOSIGNAL added). */
+ssize_t up_io_send(int fd, const void *buf, size_t len, int flags, int64_t timeout_ns);
+/*
+ * Accept a connection on listening socket fd: the new descriptor (>= 0,
+ * SOCK_CLOEXEC), and the peer's address in addr (length in addrlen) when addr is not
+ * NULL.  The first call arms a multishot accept for the calling process, so
+ * connections are taken by the kernel while the process works; a process
+ * accepts on one listening socket at a time (another fd re-arms).
+ */
+int up_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t timeout_ns);
+/* Connect socket fd to addr.  0 or a negative errno (-ECONNREFUSED...). */
+int up_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t timeout_ns);
+/* Close fd (and forget it if the process owned it).  0 or negative errno. */
+int up_io_close(int fd);
+/* shutdown(2) of a socket.  0 or a negative errno. */
+int up_io_shutdown(int fd, int how);
+/* Park the calling process for ns nanoseconds (messages do not end the
+ * sleep).  0, -EINVAL for ns < 0, -EPERM outside a process. */
+int up_sleep(int64_t ns);
+/*
+ * The calling process owns fd: it is closed when the process exits, however
+ * it exits.  Accepted descriptors are not owned until the process says so.
+ * 0, -EINVAL (fd < 0), -EEXIST (already owned), -ENOMEM, -EPERM.
+ */
+int up_io_own(int fd);
+/* Stop owning fd (to hand it to another process).  0 or -ENOENT. */
+int up_io_disown(int fd);
 
 /* -------------------------------------------------------------- numa */
 

@@ -21,6 +21,7 @@ enum {
 	UP__MSG_WORD = 0,  /* a word message */
 	UP__MSG_WAKE,      /* scheduler request: wake pid `word` if it waits */
 	UP__MSG_SPAWN,     /* scheduler request: run new process `body` */
+	UP__MSG_KILL,      /* scheduler request: end pid `word`, reason `body` */
 };
 
 struct up__msg {

@@ -109,6 +109,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	p->slot = (uint32_t)slot;
 	p->state = UP__P_FREE;
 	p->timed_out = 0;
+	p->killed = 0;
 	p->timer_idx = 0;
 	p->fn = fn;
 	p->arg = arg;
@@ -125,6 +126,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	p->heap_slot_used = 0;
 	p->heap_limit = o ? o->heap_limit : 0;
 	p->heap_maps = NULL;
+	memset(&p->io, 0, sizeof(p->io));
 	p->asan_fake_stack = NULL;
 	p->exit_reason = 0;
 	char *stack_lo = base + up__regions.layout.heap_size + UP__PAGE;
@@ -175,7 +177,8 @@ void up__proc_main(void *pcb)
 {
 	struct up__proc *p = pcb;
 	up__sched_entered();
-	p->fn(p->arg);
+	if (!p->killed)
+		p->fn(p->arg);
 	p->exit_reason = 0;
 	up__sched_leave_dead(p);
 }
@@ -198,13 +201,52 @@ int up_yield(void)
 
 int up_exit(up_pid pid, uint64_t reason)
 {
-	struct up__proc *p = current();
+	struct up__proc *me = current();
+	if (me && pid == me->pid) {
+		me->exit_reason = reason;
+		up__sched_leave_dead(me);
+	}
+	if (!up__rt_ready())
+		return -ESRCH;
+	struct up__proc *p = up__pid_proc(pid);
 	if (!p)
-		return -EPERM;
-	if (pid != p->pid)
 		return -EINVAL;
+	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
+		return -ESRCH;
+	if (reason == UP_NORMAL)
+		return 0;
+	struct up__sched *self = up__self_sched;
+	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_RELAXED);
+	if (t == self) {
+		up__proc_kill(self, p, reason);
+		return 0;
+	}
+	struct up__msg *r = up__msg_alloc(self ? &self->msgs : NULL, t->node);
+	if (!r)
+		return -ENOMEM;
+	r->kind = UP__MSG_KILL;
+	r->word = (uint64_t)pid;
+	r->body = (void *)(uintptr_t)reason;
+	up__sched_post(t, r);
+	return 0;
+}
+
+void up__proc_kill(struct up__sched *s, struct up__proc *p, uint64_t reason)
+{
+	if (p->killed)
+		return; /* the first signal decides the reason */
+	p->killed = 1;
 	p->exit_reason = reason;
-	up__sched_leave_dead(p);
+	switch (p->state) {
+	case UP__P_WAITING:
+	case UP__P_WAITING_IO:
+	case UP__P_WAITING_ACCEPT:
+	case UP__P_SLEEPING:
+		up__sched_make_runnable(s, p);
+		break;
+	default: /* runnable or new: it dies when it is next switched to */
+		break;
+	}
 }
 
 int up_alive(up_pid pid)
@@ -251,7 +293,12 @@ static void *heap_grow(struct up__proc *p, size_t size)
 void *up_alloc(size_t size)
 {
 	struct up__proc *p = current();
-	if (!p || size == 0 || size > ((size_t)1 << 46))
+	return p ? up__heap_alloc(p, size) : NULL;
+}
+
+void *up__heap_alloc(struct up__proc *p, size_t size)
+{
+	if (size == 0 || size > ((size_t)1 << 46))
 		return NULL;
 	size = (size + 15) & ~(size_t)15;
 	if (p->heap_limit && p->heap_used + size > p->heap_limit)
@@ -293,7 +340,15 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 	}
 	if (p->timer_idx)
 		up__timer_remove(&s->timers, p);
+	if (up__io_exit(s, p)) {
+		p->state = UP__P_ZOMBIE;
+		return;
+	}
+	up__proc_release(s, p);
+}
 
+void up__proc_release(struct up__sched *s, struct up__proc *p)
+{
 	size_t heap_dirty = p->heap_maps ? p->heap_slot_used
 					 : (size_t)(p->heap_cur - up__slot_base(p->slot));
 	while (p->heap_maps) {

@@ -28,6 +28,7 @@
 #include "uproc.h"
 #include "dwcas.h"
 #include "msg.h"
+#include "io.h"
 #include "debug.h"
 
 struct up__sched;
@@ -36,8 +37,12 @@ enum up__proc_state {
 	UP__P_FREE = 0,
 	UP__P_RUNNABLE,
 	UP__P_RUNNING,
-	UP__P_WAITING,
+	UP__P_WAITING,        /* for a message (senders wake it) */
 	UP__P_EXITING,
+	UP__P_WAITING_IO,     /* for completions (io.c wakes it) */
+	UP__P_WAITING_ACCEPT, /* for a connection or its timer */
+	UP__P_SLEEPING,       /* for its timer only */
+	UP__P_ZOMBIE,         /* dead, region kept until its I/O completes */
 };
 
 /* Inbox head markers (never valid node addresses). */
@@ -64,6 +69,7 @@ struct up__proc {
 	struct up__proc *run_next;          /* run queue / spawn stack link */
 	uint8_t state;
 	uint8_t timed_out;
+	uint8_t killed;                     /* an exit signal ends it on resume */
 	uint32_t timer_idx;                 /* in the scheduler's timer heap; 0: none */
 	uint8_t order[UP_MAX_MAILBOXES];    /* mailboxes, highest priority first */
 	struct {
@@ -79,6 +85,7 @@ struct up__proc {
 	char *heap_cur, *heap_end;
 	size_t heap_used, heap_limit, heap_slot_used;
 	struct up__heap_map *heap_maps;
+	struct up__io io;
 	/* tools */
 	void *asan_fake_stack;
 	unsigned vg_stack;
@@ -91,8 +98,16 @@ _Static_assert(__builtin_offsetof(struct up__proc, queue[1]) -
 _Static_assert(__builtin_offsetof(struct up__proc, inbox) % 16 == 0, "inbox alignment");
 
 /* Reap an EXITING (or never-run, at shutdown) process on scheduler s: close
- * its inboxes, free its messages and heap, return its slot. */
+ * its inboxes, free its messages, end its I/O; then release it, or leave it
+ * a ZOMBIE until its last completion (io.c releases it). */
 void up__proc_reap(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+/* size bytes from p's heap (owner thread; p need not be the caller). */
+void *up__heap_alloc(struct up__proc *p, size_t size) UP_INTERNAL;
+/* Free a dead process's heap and return its slot. */
+void up__proc_release(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+
+/* Owner thread: an exit signal with an abnormal reason reached p. */
+void up__proc_kill(struct up__sched *s, struct up__proc *p, uint64_t reason) UP_INTERNAL;
 
 /* The entry of every process fiber. */
 void up__proc_main(void *pcb) UP_INTERNAL;

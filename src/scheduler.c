@@ -28,7 +28,6 @@
 #include "node_mem.h"
 #include "runtime.h"
 
-#define TAG_WAKE 1ull
 #define RING_ENTRIES 256
 #define POLL_EVERY 64   /* run-loop turns between looks at timers/remote */
 
@@ -104,6 +103,11 @@ static void handle_request(struct up__sched *s, struct up__msg *r)
 {
 	if (r->kind == UP__MSG_SPAWN) {
 		up__sched_add_new(s, r->body);
+	} else if (r->kind == UP__MSG_KILL) {
+		up_pid pid = (up_pid)r->word;
+		struct up__proc *p = up__slot_proc(up__pid_slot(pid));
+		if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid)
+			up__proc_kill(s, p, (uint64_t)(uintptr_t)r->body);
 	} else {
 		UP_ASSERT(r->kind == UP__MSG_WAKE);
 		up_pid pid = (up_pid)r->word;
@@ -145,7 +149,8 @@ static void fire_timers(struct up__sched *s)
 	int64_t now = up__now_ns();
 	struct up__proc *p;
 	while ((p = up__timer_pop_due(&s->timers, now))) {
-		if (p->state == UP__P_WAITING) {
+		if (p->state == UP__P_WAITING || p->state == UP__P_SLEEPING ||
+		    p->state == UP__P_WAITING_ACCEPT) {
 			p->timed_out = 1;
 			up__sched_make_runnable(s, p);
 		}
@@ -233,6 +238,8 @@ void up__sched_leave(struct up__proc *p)
 	}
 	up__fiber_arrived(p->asan_fake_stack, NULL, NULL);
 	after_switch(up__self_sched);
+	if (up_unlikely(p->killed))
+		up__sched_leave_dead(p);
 }
 
 void up__sched_leave_dead(struct up__proc *p)
@@ -272,20 +279,8 @@ static void arm_wake(struct up__sched *s)
 		sqe = io_uring_get_sqe(&s->ring);
 	}
 	io_uring_prep_read(sqe, s->efd, &s->efd_buf, sizeof(s->efd_buf), 0);
-	io_uring_sqe_set_data64(sqe, TAG_WAKE);
+	io_uring_sqe_set_data64(sqe, UP__TAG_WAKE);
 	s->efd_armed = 1;
-}
-
-static void reap_cqes(struct up__sched *s)
-{
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(&s->ring, head, cqe) {
-		if (cqe->user_data == TAG_WAKE)
-			s->efd_armed = 0;
-		n++;
-	}
-	io_uring_cq_advance(&s->ring, n);
 }
 
 static inline int has_work(struct up__sched *s, int64_t now)
@@ -298,7 +293,9 @@ static inline int has_work(struct up__sched *s, int64_t now)
 static void idle(struct up__sched *s)
 {
 	up__live_flush(s);
-	if (up__rt.spin_ns > 0) {
+	/* With I/O in flight, completions need a kernel entry (DEFER_TASKRUN):
+	 * wait for them there rather than spin. */
+	if (up__rt.spin_ns > 0 && !s->io_inflight) {
 		/* Look at the remote queue after every pause (a pause is 10 to
 		 * 150 cycles depending on the CPU): a message from another
 		 * scheduler is picked up within ~100 ns while spinning.  The
@@ -336,7 +333,7 @@ static void idle(struct up__sched *s)
 		io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
 	}
 	__atomic_store_n(&s->state, UP__S_AWAKE, __ATOMIC_SEQ_CST);
-	reap_cqes(s);
+	up__io_reap(s);
 }
 
 /* -------------------------------------------------------------- the loop */
@@ -352,6 +349,7 @@ static void loop(struct up__sched *s)
 			return;
 		take_remote(s);
 		fire_timers(s);
+		up__io_poll(s);
 		struct up__proc *p = next_runnable(s);
 		if (p)
 			run(s, p);
@@ -453,6 +451,12 @@ void up__sched_join(struct up__sched *s)
 void up__sched_cleanup(struct up__sched *s)
 {
 	up__self_sched = s; /* reaping frees into s's caches */
+	/* The ring is closed: no completion will come; zombies go now. */
+	for (struct up__proc *p = s->all, *n; p; p = n) {
+		n = p->all_next;
+		if (p->state == UP__P_ZOMBIE)
+			up__proc_release(s, p);
+	}
 	/* Requests never handled; processes spawned here and never run. */
 	struct up__msg *r = __atomic_exchange_n(&s->remote_head, NULL, __ATOMIC_ACQUIRE);
 	while (r) {

@@ -30,6 +30,9 @@
 
 enum { UP__S_AWAKE = 0, UP__S_SLEEPING = 1 };
 
+/* user_data of the scheduler's own eventfd read (pid 0: never a process's). */
+#define UP__TAG_WAKE 1ull
+
 struct up__sched_stats {
 	uint64_t switches, spawns, exits, sleeps, wakes_sent, msgs_sent, msgs_recv;
 };
@@ -54,6 +57,7 @@ struct up__sched {
 	int efd;
 	uint64_t efd_buf;
 	int efd_armed;
+	unsigned io_inflight;             /* completions still due, all processes */
 	struct up__timer_heap timers;
 	struct up__msg_cache msgs;
 	struct up__region_cache regions;

@@ -565,8 +565,8 @@ static void exits_main(void *arg)
 	up_pid other = up_spawn(wait_msg, NULL);
 	PCHECK(e->child > 0 && e->deep > 0 && other > 0);
 	up_yield();
-	/* Ending another process is not supported: -EINVAL, and it lives. */
-	e->other_rc = up_exit(other, 0);
+	/* A normal exit signal does not end another process (OTP). */
+	e->other_rc = up_exit(other, UP_NORMAL);
 	e->other_alive_after = up_alive(other);
 	proc_wait_exit(e->child);
 	proc_wait_exit(e->deep);
@@ -586,9 +586,103 @@ static void test_exit(void **state)
 	assert_int_equal(atomic_load(&e.after), 0);
 	assert_int_equal(atomic_load(&e.deep_before), 1);
 	assert_int_equal(atomic_load(&e.deep_after), 0);
-	assert_int_equal(e.other_rc, -EINVAL);
+	assert_int_equal(e.other_rc, 0);
 	assert_int_equal(e.other_alive_after, 1);
 	assert_int_equal(e.self_alive_seen_by_parent, 0);
+}
+
+/* ------------------------------------------------------ exit signals */
+
+/*
+ * An abnormal exit signal ends another process wherever it is: parked in a
+ * receive, asleep, in a timed receive, runnable (yielding), on another
+ * scheduler, or not yet started; code after the point it was stopped never
+ * runs and its pid goes stale.
+ */
+struct kills {
+	atomic_int started[6], after[6];
+	int rc[6], alive_after[6], send_after[6];
+	int bad_rc_neg, bad_rc_dead;
+};
+struct kill_arg { struct kills *k; int i; };
+
+static void k_recv(void *arg)
+{
+	struct kill_arg *a = arg;
+	struct up_msg m;
+	atomic_store(&a->k->started[a->i], 1);
+	up_recv(&m, UP_INFINITY);
+	atomic_store(&a->k->after[a->i], 1);
+}
+
+static void k_sleep(void *arg)
+{
+	struct kill_arg *a = arg;
+	atomic_store(&a->k->started[a->i], 1);
+	up_sleep(10 * 1000 * MS);
+	atomic_store(&a->k->after[a->i], 1);
+}
+
+static void k_timed(void *arg)
+{
+	struct kill_arg *a = arg;
+	struct up_msg m;
+	atomic_store(&a->k->started[a->i], 1);
+	up_recv(&m, 10 * 1000 * MS);
+	atomic_store(&a->k->after[a->i], 1);
+}
+
+static void k_yield(void *arg)
+{
+	struct kill_arg *a = arg;
+	atomic_store(&a->k->started[a->i], 1);
+	for (int n = 0; n < 1000000; n++)
+		up_yield();
+	atomic_store(&a->k->after[a->i], 1);
+}
+
+static void kills_main(void *arg)
+{
+	struct kills *k = arg;
+	static struct kill_arg a[6];
+	up_fn fns[6] = { k_recv, k_sleep, k_timed, k_yield, k_recv, k_recv };
+	up_pid pid[6];
+	for (int i = 0; i < 6; i++) {
+		a[i] = (struct kill_arg){ k, i };
+		struct up_spawn_opts o = i == 4 ? spawn_on(1) : spawn_opts();
+		pid[i] = up_spawn_opt(fns[i], &a[i], &o);
+		PCHECK(pid[i] > 0);
+	}
+	/* Let 0-4 start and park (4 on the other scheduler); 5 never runs
+	 * before its signal. */
+	k->rc[5] = up_exit(pid[5], 77);
+	up_sleep(50 * MS);
+	for (int i = 0; i < 5; i++)
+		k->rc[i] = up_exit(pid[i], 42);
+	up_sleep(50 * MS);
+	for (int i = 0; i < 6; i++) {
+		k->alive_after[i] = up_alive(pid[i]);
+		k->send_after[i] = up_send_word(pid[i], 1);
+	}
+	k->bad_rc_neg = up_exit(-3, 42);
+	k->bad_rc_dead = up_exit(pid[0], 42);
+}
+
+static void test_exit_signal(void **state)
+{
+	(void)state;
+	struct kills k;
+	memset(&k, 0, sizeof k);
+	RUN_OK(kills_main, &k, 2);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(k.rc[i], 0);
+		assert_int_equal(k.alive_after[i], 0);
+		assert_int_equal(k.send_after[i], -ESRCH);
+		assert_int_equal(atomic_load(&k.after[i]), 0);
+		assert_int_equal(atomic_load(&k.started[i]), i == 5 ? 0 : 1);
+	}
+	assert_int_equal(k.bad_rc_neg, -EINVAL);
+	assert_int_equal(k.bad_rc_dead, -ESRCH);
 }
 
 /* -------------------------------------------------------------- alloc */
@@ -945,6 +1039,7 @@ int main(void)
 		UPT_TEST(test_stale_pids),
 		UPT_TEST(test_invalid_pids),
 		UPT_TEST(test_exit),
+		UPT_TEST(test_exit_signal),
 		UPT_TEST(test_alloc),
 		UPT_TEST(test_heap_limit),
 		UPT_TEST(test_yield_round_robin),
