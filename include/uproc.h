@@ -78,6 +78,9 @@ struct up_run_opts {
 	/* Free process regions a scheduler keeps warm (stack page resident)
 	 * before returning their memory to the kernel (default 1024). */
 	unsigned warm_regions;
+	/* Largest message copy up_send accepts, in bytes (default 64 MiB;
+	 * at most 1 GiB). */
+	size_t max_message_size;
 };
 #define UP_NO_SPIN (~0u)
 
@@ -209,13 +212,152 @@ int up_alive(up_pid pid);
  */
 void *up_alloc(size_t size);
 
+/* ---------------------------------------------------------------- terms */
+
+/*
+ * Terms: Erlang's values in C.  An up_term is one 64-bit word: small
+ * integers, atoms, pids and [] are immediates; floats, large integers,
+ * binaries, tuples, list cells and references live in the building
+ * process's heap (up_alloc memory, freed when the process exits; see
+ * up_heap_mark).  Terms are immutable.
+ *
+ * Builders return the new term, or a "bad term" that carries a negative
+ * errno (-ENOMEM, -EINVAL, -EPERM outside a process, ...).  A bad term
+ * given to a builder makes its result bad too, so a nested construction is
+ * checked once, at the end:
+ *
+ *     up_term t = up_tuplev(3, up_atom("ok"), up_int(n), up_binary(buf, len));
+ *     if (up_is_bad(t)) return up_term_error(t);
+ *
+ * Accessors check the kind and return -EINVAL on a mismatch, never crash.
+ */
+typedef uint64_t up_term;
+
+/* Kinds, in Erlang's term order (number < atom < reference < pid < tuple
+ * < nil < list < binary). */
+enum up_kind {
+	UP_K_INT = 1,   /* 64-bit signed integer */
+	UP_K_FLOAT,     /* double */
+	UP_K_ATOM,
+	UP_K_REF,
+	UP_K_PID,
+	UP_K_TUPLE,
+	UP_K_NIL,       /* [] */
+	UP_K_LIST,      /* a list cell [H|T] */
+	UP_K_BINARY,
+	UP_K_BAD = -1,  /* a bad term (an error) */
+};
+
+#define UP_NIL ((up_term)0x6)          /* [] */
+#define UP_ATOM_MAX 255                /* bytes in an atom's name */
+
+up_term up_int(int64_t v);             /* immediate up to 2^62, else boxed */
+up_term up_float(double v);
+/* The atom called name (interned in one table for the OS process; thread
+ * safe).  Bad term: NULL, empty or longer than UP_ATOM_MAX, -ENOSPC past
+ * 1,048,576 atoms. */
+up_term up_atom(const char *name);
+up_term up_atom_len(const char *name, size_t len);
+up_term up_pid_term(up_pid pid);       /* -EINVAL for pid <= 0 */
+up_term up_binary(const void *data, size_t len);
+up_term up_tuple(size_t arity, const up_term *elems);
+up_term up_tuplev(size_t arity, ...);  /* the elements as arguments */
+up_term up_cons(up_term head, up_term tail);
+up_term up_list(size_t n, const up_term *elems);   /* proper list */
+/* A reference unique in this runtime (and across its runs). */
+up_term up_make_ref(void);
+
+int up_is_bad(up_term t);
+/* The negative errno of a bad term, 0 for a good one. */
+int up_term_error(up_term t);
+enum up_kind up_kind_of(up_term t);
+
+/* Accessors: 0 and the value, or -EINVAL when t is of another kind (or a
+ * NULL out pointer). */
+int up_get_int(up_term t, int64_t *v);
+int up_get_float(up_term t, double *v);
+int up_get_atom(up_term t, const char **name, size_t *len); /* not NUL-terminated */
+int up_get_pid(up_term t, up_pid *pid);
+int up_get_binary(up_term t, const void **data, size_t *len);
+long up_tuple_arity(up_term t);                              /* or -EINVAL */
+int up_tuple_elem(up_term t, size_t i, up_term *elem);      /* -ERANGE past arity */
+int up_get_cons(up_term t, up_term *head, up_term *tail);   /* -EINVAL for [] */
+long up_list_length(up_term t);            /* -EINVAL for an improper list */
+
+/* Erlang term order: < 0, 0, > 0 (an integer and a float of equal value
+ * compare equal, as with ==).  Bad terms order first. */
+int up_compare(up_term a, up_term b);
+/* Exact equality (=:=): 1 or 0. */
+int up_equal(up_term a, up_term b);
+/* A hash consistent with up_equal. */
+uint64_t up_hash(up_term t);
+/*
+ * Print t in Erlang syntax (as io:format's ~w: {ok,<0.12.0>,[1,2,3],<<"abc">>})
+ * into buf, NUL-terminated and truncated to size like snprintf.  Returns the
+ * length the whole text needs, or -EINVAL for a bad term or buf NULL with
+ * size > 0.
+ */
+long up_term_format(up_term t, char *buf, size_t size);
+
+/*
+ * External term format (Erlang's term_to_binary, version 131): to persist
+ * terms and to talk to Erlang nodes.
+ *
+ * up_term_encode writes t into buf (at most size bytes) and returns the
+ * number of bytes the whole encoding needs (call with size 0 to measure),
+ * or -EINVAL for a bad term or buf NULL with size > 0.
+ *
+ * up_term_decode builds the term encoded in buf[0..len) in the calling
+ * process's heap; *used (if not NULL) gets the bytes consumed.  Untrusted
+ * input is safe: a malformed, truncated or unsupported encoding gives a bad
+ * term with -EINVAL, a size field larger than the input or than
+ * UP_DECODE_MAX gives -EMSGSIZE; it never reads past len nor allocates more
+ * than the input can justify.  -EPERM outside a process.
+ */
+#define UP_DECODE_MAX ((size_t)1 << 30)
+long up_term_encode(up_term t, void *buf, size_t size);
+up_term up_term_decode(const void *buf, size_t len, size_t *used);
+
+/* Heap marks: up_heap_reset(m) frees everything the process allocated
+ * (terms included) since up_heap_mark() returned m.  Terms built after the
+ * mark must not be used afterwards.  -EPERM outside a process, -EINVAL for a
+ * mark that is not one of the caller's (or was reset past). */
+long up_heap_mark(void);
+int up_heap_reset(long mark);
+
 /* ------------------------------------------------------------- messages */
 
 /* A received message (filled by the up_recv family). */
+enum up_msg_kind { UP_MSG_WORD = 0, UP_MSG_TERM = 1 };
 struct up_msg {
-	uint64_t word;     /* the payload of a word message */
+	uint64_t word;     /* UP_MSG_WORD: the payload */
+	up_term term;      /* UP_MSG_TERM: the receiver's own copy */
 	unsigned mailbox;  /* the mailbox it was taken from */
+	int kind;          /* enum up_msg_kind */
+	void *_buf;        /* internal: the copy's memory (see up_msg_free) */
 };
+
+/*
+ * up_send - send a copy of term t to mailbox 0 of pid (up_send_to: to
+ * mailbox `mailbox`).  The copy is made by the sender into memory of the
+ * receiver's NUMA node, in one allocation; the two never share memory, and
+ * t stays valid.  Immediates (integers, atoms, pids, []) need no memory
+ * beyond the mailbox node.  Never blocks; any thread.
+ * Returns 0, or the errors of up_send_word and
+ *   -EINVAL   t is a bad term;
+ *   -EMSGSIZE the copy would exceed the runtime's max_message_size (nothing
+ *             is delivered).
+ */
+int up_send(up_pid pid, up_term t);
+int up_send_to(up_pid pid, unsigned mailbox, up_term t);
+
+/*
+ * up_msg_free - release a received term message's memory.  The term stays
+ * valid until then (or until the process exits, which releases every
+ * message it still holds).  Word messages hold nothing; freeing one, or
+ * twice, is harmless.  -EINVAL for NULL, -EPERM outside a process.
+ */
+int up_msg_free(struct up_msg *msg);
 
 /*
  * up_send_word - send a 64-bit word to mailbox 0 of pid.  Never blocks; any
@@ -254,6 +396,39 @@ int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns);
 /* Number of messages waiting in mailbox `mailbox` of the caller (>= 0), or
  * -EPERM outside a process, -EINVAL for a mailbox it does not have. */
 long up_mailbox_len(unsigned mailbox);
+
+/*
+ * Selective receive.  up_recv_match takes the first message, oldest first
+ * and mailboxes by priority, for which match(msg, arg) returns non-zero;
+ * messages it skips stay where they are, in order.  It waits up to
+ * timeout_ns; while waiting it looks only at messages that arrived since
+ * it last looked (no rescans).  Errors as up_recv, and -EINVAL for a NULL
+ * match.
+ *
+ * With UP_RECV_AFTER_MARK it looks only at messages that arrived after the
+ * caller's last up_recv_mark(): the call/reply pattern (make a reference,
+ * mark, send the request, wait for the reply carrying the reference) then
+ * costs O(1) however many unrelated messages are queued.
+ */
+typedef int (*up_match_fn)(const struct up_msg *msg, void *arg);
+#define UP_RECV_AFTER_MARK 0x1u
+int up_recv_match(up_match_fn match, void *arg, struct up_msg *msg, int64_t timeout_ns,
+		  unsigned flags);
+/* Mark the current end of the caller's mailboxes.  0 or -EPERM. */
+int up_recv_mark(void);
+
+/*
+ * Process dictionary: term keys to term values, private to the process,
+ * living in its heap (copies of key and value are kept, so the arguments
+ * may be freed or reset afterwards).
+ *   up_put:   0, or -EPERM, -EINVAL (bad term), -ENOMEM; replaces a value.
+ *   up_get:   0 and *value (valid until the key is put again or erased), or
+ *             -ENOENT, -EPERM, -EINVAL.
+ *   up_erase: 0 or -ENOENT, -EPERM, -EINVAL.
+ */
+int up_put(up_term key, up_term value);
+int up_get(up_term key, up_term *value);
+int up_erase(up_term key);
 
 /* ------------------------------------------------------------------ I/O */
 

@@ -37,6 +37,8 @@
 #include "region.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "term.h"
+#include "node_mem.h"
 
 #define QUEUE_PUNISH 1024
 
@@ -121,13 +123,13 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 		if (up_unlikely(cur.tag != (uint64_t)pid)) {
 			if (wake)
 				up__msg_free(c, wake);
-			up__msg_free(c, m);
+			up__msg_release(self, m);
 			return -ESRCH;
 		}
 		if (cur.ptr == UP__INBOX_WAITING && !wake) {
 			wake = up__msg_alloc(c, t->node);
 			if (!wake) {
-				up__msg_free(c, m);
+				up__msg_release(self, m);
 				return -ENOMEM;
 			}
 			continue;
@@ -146,27 +148,35 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 	return 0;
 }
 
-int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
+/* Validate pid and mailbox for a send: the receiver's block, or NULL with
+ * *err set. */
+static struct up__proc *target(up_pid pid, unsigned mailbox, int *err)
 {
-	if (up_unlikely(!up__rt_ready()))
-		return -ESRCH;
+	if (up_unlikely(!up__rt_ready())) {
+		*err = -ESRCH;
+		return NULL;
+	}
 	struct up__proc *p = up__pid_proc(pid);
-	if (up_unlikely(!p || mailbox >= UP_MAX_MAILBOXES))
-		return -EINVAL;
+	if (up_unlikely(!p || mailbox >= UP_MAX_MAILBOXES)) {
+		*err = -EINVAL;
+		return NULL;
+	}
 	/* Acquire: pairs with spawn's release of the tag; nmb and sched are
 	 * then those of this process. */
-	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
-		return -ESRCH;
-	if (up_unlikely(mailbox >= __atomic_load_n(&p->nmb, __ATOMIC_RELAXED)))
-		return -EINVAL;
-	struct up__sched *self = up__self_sched;
-	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
-	struct up__msg *m = up__msg_alloc(self ? &self->msgs : NULL, node);
-	if (up_unlikely(!m))
-		return -ENOMEM;
-	m->word = word;
-	m->kind = UP__MSG_WORD;
-	m->body = NULL;
+	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid) {
+		*err = -ESRCH;
+		return NULL;
+	}
+	if (up_unlikely(mailbox >= __atomic_load_n(&p->nmb, __ATOMIC_RELAXED))) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	return p;
+}
+
+static int send_node(struct up__sched *self, struct up__proc *p, up_pid pid, unsigned mailbox,
+		     struct up__msg *m)
+{
 	int r = deliver(self, p, pid, mailbox, m);
 	if (self && r == 0) {
 		self->stats.msgs_sent++;
@@ -175,9 +185,74 @@ int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
 	return r;
 }
 
+int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
+{
+	int err;
+	struct up__proc *p = target(pid, mailbox, &err);
+	if (!p)
+		return err;
+	struct up__sched *self = up__self_sched;
+	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
+	struct up__msg *m = up__msg_alloc(self ? &self->msgs : NULL, node);
+	if (up_unlikely(!m))
+		return -ENOMEM;
+	m->word = word;
+	m->kind = UP__MSG_WORD;
+	m->body = NULL;
+	m->size = 0;
+	return send_node(self, p, pid, mailbox, m);
+}
+
 int up_send_word(up_pid pid, uint64_t word)
 {
 	return up_send_word_to(pid, 0, word);
+}
+
+int up_send_to(up_pid pid, unsigned mailbox, up_term t)
+{
+	if (up__is_bad(t))
+		return -EINVAL;
+	int err;
+	struct up__proc *p = target(pid, mailbox, &err);
+	if (!p)
+		return err;
+	struct up__sched *self = up__self_sched;
+	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
+	size_t head = sizeof(struct up__msg) + sizeof(struct up__held);
+	int64_t words = up__term_words(t, (up__rt.max_message_size - head) / 8);
+	if (words < 0)
+		return (int)words;
+	struct up__msg *m;
+	if (words == 0) {
+		/* An immediate travels in the node itself. */
+		m = up__msg_alloc(self ? &self->msgs : NULL, node);
+		if (!m)
+			return -ENOMEM;
+		m->size = 0;
+		m->body = NULL;
+		m->word = t;
+	} else {
+		/* One allocation: node, held link, copy; on the receiver's node
+		 * (through the thread's cache when that is the sender's). */
+		size_t size = head + (size_t)words * 8;
+		m = self && self->node == node ? up__local_alloc(size) : up__node_alloc(node, size);
+		if (!m)
+			return -ENOMEM;
+		m->size = (uint32_t)size;
+		m->body = (char *)m + head;
+		m->word = up__term_copy(t, m->body);
+		if (up__is_bad(m->word)) {
+			up__node_free(m, size);
+			return up_term_error(m->word);
+		}
+	}
+	m->kind = UP__MSG_TERM;
+	return send_node(self, p, pid, mailbox, m);
+}
+
+int up_send(up_pid pid, up_term t)
+{
+	return up_send_to(pid, 0, t);
 }
 
 /* Wait until a message may have arrived in a mailbox of `mask` (or the
@@ -198,44 +273,104 @@ static void park(struct up__proc *p, unsigned mask)
 	up__sched_leave(p);
 }
 
-static inline void take(struct up__sched *s, struct up__proc *p, unsigned mb,
-			struct up_msg *out)
+/* Unlink node m (whose predecessor is prev, NULL for the head) from queue
+ * mb and hand it to *out. */
+static void take(struct up__sched *s, struct up__proc *p, unsigned mb, struct up__msg *prev,
+		 struct up__msg *m, struct up_msg *out)
 {
-	struct up__msg *m = p->queue[mb].head;
-	p->queue[mb].head = m->next;
-	if (!m->next)
-		p->queue[mb].tail = NULL;
+	if (prev)
+		prev->next = m->next;
+	else
+		p->queue[mb].head = m->next;
+	if (p->queue[mb].tail == m)
+		p->queue[mb].tail = prev;
 	p->queue[mb].len--;
-	out->word = m->word;
+	if (p->mark[mb] == m)
+		p->mark[mb] = prev; /* the mark moves to the older neighbour */
 	out->mailbox = mb;
+	out->_buf = NULL;
+	if (m->kind == UP__MSG_TERM) {
+		out->kind = UP_MSG_TERM;
+		out->term = m->word;
+		out->word = 0;
+		if (m->size) {
+			/* The copy stays the process's until up_msg_free/exit. */
+			struct up__held *h = (struct up__held *)(m + 1);
+			h->prev = NULL;
+			h->next = p->held;
+			if (p->held)
+				p->held->prev = h;
+			p->held = h;
+			out->_buf = m;
+			s->stats.msgs_recv++;
+			return;
+		}
+	} else {
+		out->kind = UP_MSG_WORD;
+		out->word = m->word;
+		out->term = 0;
+	}
 	up__msg_free(&s->msgs, m);
 	s->stats.msgs_recv++;
 }
 
-static int recv_any(unsigned mask, struct up_msg *out, int64_t timeout_ns)
+static inline void view(const struct up__msg *m, unsigned mb, struct up_msg *v)
+{
+	v->mailbox = mb;
+	v->_buf = NULL;
+	v->kind = m->kind == UP__MSG_TERM ? UP_MSG_TERM : UP_MSG_WORD;
+	v->word = v->kind == UP_MSG_WORD ? m->word : 0;
+	v->term = v->kind == UP_MSG_TERM ? m->word : 0;
+}
+
+/*
+ * The receive loop.  Without match: the head of the first non-empty awaited
+ * mailbox in priority order.  With match: the first node that matches,
+ * scanning each mailbox from where this call stopped looking (`seen`), or
+ * from the mark.
+ */
+static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *out,
+		   int64_t timeout_ns, unsigned flags)
 {
 	struct up__proc *p = current();
 	if (!p)
 		return -EPERM;
-	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY))
+	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY) || (flags & ~UP_RECV_AFTER_MARK))
 		return -EINVAL;
 	struct up__sched *s = up__self_sched;
+	struct up__msg *seen[UP_MAX_MAILBOXES];  /* last node looked at; NULL: none */
 	int64_t deadline = 0;
 	int r;
 
+	for (unsigned i = 0; i < p->nmb; i++)
+		seen[i] = flags & UP_RECV_AFTER_MARK ? p->mark[i] : NULL;
 	up__charge(s, 1);
 	for (;;) {
 		for (unsigned i = 0; i < p->nmb; i++) {
 			unsigned mb = p->order[i];
 			if (!(mask & (1u << mb)))
 				continue;
-			if (!p->queue[mb].head)
-				drain(p, mb);
-			if (p->queue[mb].head) {
-				take(s, p, mb, out);
-				r = 0;
-				goto out;
+			drain(p, mb);
+			if (!match) {
+				if (p->queue[mb].head) {
+					take(s, p, mb, NULL, p->queue[mb].head, out);
+					r = 0;
+					goto out;
+				}
+				continue;
 			}
+			struct up__msg *prev = seen[mb];
+			struct up__msg *m = prev ? prev->next : p->queue[mb].head;
+			for (; m; prev = m, m = m->next) {
+				struct up_msg v;
+				view(m, mb, &v);
+				if (match(&v, arg)) {
+					take(s, p, mb, prev, m, out);
+					r = 0;
+					goto out;
+				}
+			}
+			seen[mb] = prev;
 		}
 		if (timeout_ns == 0) {
 			r = -ETIMEDOUT;
@@ -267,7 +402,7 @@ out:
 
 int up_recv(struct up_msg *msg, int64_t timeout_ns)
 {
-	return recv_any(~0u, msg, timeout_ns);
+	return receive(~0u, NULL, NULL, msg, timeout_ns, 0);
 }
 
 int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns)
@@ -277,7 +412,55 @@ int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns)
 		return -EPERM;
 	if (mailbox >= p->nmb)
 		return -EINVAL;
-	return recv_any(1u << mailbox, msg, timeout_ns);
+	return receive(1u << mailbox, NULL, NULL, msg, timeout_ns, 0);
+}
+
+int up_recv_match(up_match_fn match, void *arg, struct up_msg *msg, int64_t timeout_ns,
+		  unsigned flags)
+{
+	if (!current())
+		return -EPERM;
+	if (!match)
+		return -EINVAL;
+	return receive(~0u, match, arg, msg, timeout_ns, flags);
+}
+
+int up_recv_mark(void)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	for (unsigned mb = 0; mb < p->nmb; mb++) {
+		drain(p, mb);
+		p->mark[mb] = p->queue[mb].tail;
+	}
+	return 0;
+}
+
+int up_msg_free(struct up_msg *msg)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	if (!msg)
+		return -EINVAL;
+	struct up__msg *m = msg->_buf;
+	if (!m)
+		return 0;
+	struct up__held *h = (struct up__held *)(m + 1);
+	/* Only a buffer this process holds: its links must agree. */
+	if (h->prev ? h->prev->next != h : p->held != h)
+		return -EINVAL;
+	if (h->next)
+		h->next->prev = h->prev;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		p->held = h->next;
+	msg->_buf = NULL;
+	msg->term = 0;
+	up__msg_release(up__self_sched, m);
+	return 0;
 }
 
 long up_mailbox_len(unsigned mailbox)

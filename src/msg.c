@@ -51,3 +51,13 @@ void up__msg_cache_fini(struct up__msg_cache *c)
 	}
 	c->n = 0;
 }
+
+#include "scheduler.h"
+
+void up__msg_release(struct up__sched *s, struct up__msg *m)
+{
+	if (m->kind == UP__MSG_TERM && m->size)
+		up__node_free(m, m->size);
+	else
+		up__msg_free(s ? &s->msgs : NULL, m);
+}

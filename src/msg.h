@@ -19,6 +19,7 @@
 
 enum {
 	UP__MSG_WORD = 0,  /* a word message */
+	UP__MSG_TERM,      /* a term: root in `word`; a boxed one in a buffer */
 	UP__MSG_WAKE,      /* scheduler request: wake pid `word` if it waits */
 	UP__MSG_SPAWN,     /* scheduler request: run new process `body` */
 	UP__MSG_KILL,      /* scheduler request: end pid `word`, reason `body` */
@@ -32,6 +33,15 @@ struct up__msg {
 	uint32_t size;
 };
 
+/*
+ * A term message whose term has a boxed part is one buffer on the
+ * receiver's node: this node, the held link (once received), the copy.
+ * body points at the copy, size is the buffer's bytes.
+ */
+struct up__held {
+	struct up__held *prev, *next;
+};
+
 struct up__msg_cache {
 	struct up__msg *free;
 	unsigned n;
@@ -39,6 +49,10 @@ struct up__msg_cache {
 };
 
 #define UP__MSG_CACHE_MAX 8192u
+
+struct up__sched;
+/* Free a message of any kind (a term buffer, or a node to the cache). */
+void up__msg_release(struct up__sched *s, struct up__msg *m) UP_INTERNAL;
 
 struct up__msg *up__msg_alloc_slow(struct up__msg_cache *c, int node) UP_INTERNAL;
 void up__msg_cache_fini(struct up__msg_cache *c) UP_INTERNAL;

@@ -126,6 +126,9 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	p->heap_slot_used = 0;
 	p->heap_limit = o ? o->heap_limit : 0;
 	p->heap_maps = NULL;
+	p->held = NULL;
+	p->dict = NULL;
+	memset(p->mark, 0, sizeof(p->mark));
 	memset(&p->io, 0, sizeof(p->io));
 	p->asan_fake_stack = NULL;
 	p->exit_reason = 0;
@@ -315,13 +318,69 @@ void *up__heap_alloc(struct up__proc *p, size_t size)
 	return r;
 }
 
+/* A heap mark is a record allocated at the mark: reset returns the bump
+ * pointer to it, after unmapping heap mappings made since. */
+#define MARK_MAGIC 0x75706d61726b2121ull
+
+struct mark {
+	uint64_t magic;
+	size_t used;     /* heap_used before the mark */
+};
+
+long up_heap_mark(void)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	size_t used = p->heap_used;
+	struct mark *m = up__heap_alloc(p, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->magic = MARK_MAGIC;
+	m->used = used;
+	return (long)(uintptr_t)m;
+}
+
+int up_heap_reset(long mark)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	char *m = (char *)(uintptr_t)mark;
+	/* Find the region holding the mark: the newest mapping first. */
+	struct up__heap_map *keep = p->heap_maps;
+	char *base = up__slot_base(p->slot);
+	for (;;) {
+		char *lo = keep ? (char *)keep : base;
+		char *hi = keep ? (char *)keep + keep->size : base + up__regions.layout.heap_size;
+		char *cur = keep == p->heap_maps ? p->heap_cur : hi;
+		if (m >= lo && m + sizeof(struct mark) <= cur)
+			break;
+		if (!keep)
+			return -EINVAL;
+		keep = keep->next;
+	}
+	if (((uintptr_t)m & 15) || ((struct mark *)m)->magic != MARK_MAGIC)
+		return -EINVAL;
+	while (p->heap_maps != keep) {
+		struct up__heap_map *h = p->heap_maps;
+		p->heap_maps = h->next;
+		munmap(h, h->size);
+	}
+	p->heap_used = ((struct mark *)m)->used;
+	((struct mark *)m)->magic = 0;
+	p->heap_cur = m;
+	p->heap_end = keep ? (char *)keep + keep->size : base + up__regions.layout.heap_size;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ reap */
 
 static void free_list(struct up__sched *s, struct up__msg *m)
 {
 	while (m && m != UP__INBOX_WAITING) {
 		struct up__msg *n = m->next;
-		up__msg_free(&s->msgs, m);
+		up__msg_release(s, m);
 		m = n;
 	}
 }
@@ -337,6 +396,11 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 		free_list(s, cur.ptr);
 		free_list(s, p->queue[i].head);
 		p->queue[i].head = p->queue[i].tail = NULL;
+	}
+	while (p->held) {
+		struct up__held *h = p->held;
+		p->held = h->next;
+		up__msg_release(s, (struct up__msg *)h - 1);
 	}
 	if (p->timer_idx)
 		up__timer_remove(&s->timers, p);

@@ -85,6 +85,9 @@ struct up__proc {
 	char *heap_cur, *heap_end;
 	size_t heap_used, heap_limit, heap_slot_used;
 	struct up__heap_map *heap_maps;
+	struct up__held *held;              /* received term buffers not freed */
+	struct up__dict *dict;              /* process dictionary (its heap) */
+	struct up__msg *mark[UP_MAX_MAILBOXES]; /* receive mark: last node then */
 	struct up__io io;
 	/* tools */
 	void *asan_fake_stack;

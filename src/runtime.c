@@ -105,7 +105,8 @@ static int apply_opts(const struct up_run_opts *o, size_t *stack, size_t *heap)
 	    o->schedulers > UP__MAX_CPUS ||
 	    o->max_processes > ((uint64_t)1 << UP__SLOT_BITS) ||
 	    (o->spin_us > 1000000 && o->spin_us != UP_NO_SPIN) ||
-	    o->warm_regions > (1u << 20))
+	    o->warm_regions > (1u << 20) || o->max_message_size > MAX_AREA ||
+	    (o->max_message_size && o->max_message_size < 256))
 		return -EINVAL;
 	*stack = o->stack_size ? o->stack_size : DEFAULT_STACK;
 	if (*stack < MIN_STACK)
@@ -119,6 +120,7 @@ static int apply_opts(const struct up_run_opts *o, size_t *stack, size_t *heap)
 	up__rt.credit_batch = up__rt.max_processes >= 65536 ? CREDIT_BATCH : 1;
 	up__rt.spin_ns = o->spin_us == UP_NO_SPIN ? 0 : (int64_t)(o->spin_us ? o->spin_us : 50) * 1000;
 	up__rt.warm_regions = o->warm_regions ? o->warm_regions : 1024;
+	up__rt.max_message_size = o->max_message_size ? o->max_message_size : ((size_t)64 << 20);
 	return 0;
 }
 

@@ -31,6 +31,7 @@ struct up__runtime {
 	int credit_batch;          /* 1 = exact accounting */
 	int64_t spin_ns;
 	unsigned warm_regions;
+	size_t max_message_size;
 	/* start-up barrier */
 	int init_done, init_err;
 };

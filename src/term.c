@@ -1,0 +1,636 @@
+/*
+ * term.c - building, reading, ordering, hashing and printing terms (see
+ * term.h for the representation).  Builders allocate in the calling
+ * process's heap; every function here is safe on any input word that a
+ * builder produced, and returns -EINVAL (or a bad term) on a kind mismatch.
+ */
+#include "term.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "proc.h"
+#include "scheduler.h"
+
+static uint64_t *alloc_words(uint64_t n, up_term *err)
+{
+	struct up__sched *s = up__self_sched;
+	struct up__proc *p = s ? s->current : NULL;
+	if (!p) {
+		*err = up__mkbad(-EPERM);
+		return NULL;
+	}
+	uint64_t *w = up__heap_alloc(p, n * 8);
+	if (!w)
+		*err = up__mkbad(-ENOMEM);
+	return w;
+}
+
+int up_is_bad(up_term t) { return up__is_bad(t); }
+int up_term_error(up_term t) { return up__is_bad(t) ? -(int)(t >> 8) : 0; }
+
+up_term up_int(int64_t v)
+{
+	if (v >= UP__SMALL_MIN && v <= UP__SMALL_MAX)
+		return ((up_term)v << 1) | 1;
+	up_term err;
+	uint64_t *w = alloc_words(2, &err);
+	if (!w)
+		return err;
+	w[0] = up__header(UP__B_INT64, 1);
+	w[1] = (uint64_t)v;
+	return up__mkbox(w);
+}
+
+up_term up_float(double v)
+{
+	up_term err;
+	uint64_t *w = alloc_words(2, &err);
+	if (!w)
+		return err;
+	w[0] = up__header(UP__B_FLOAT, 1);
+	memcpy(&w[1], &v, 8);
+	return up__mkbox(w);
+}
+
+up_term up_atom_len(const char *name, size_t len)
+{
+	if (!name || len == 0 || len > UP_ATOM_MAX)
+		return up__mkbad(-EINVAL);
+	int64_t i = up__atom_intern(name, len);
+	return i < 0 ? up__mkbad((int)i) : ((up_term)i << 3) | UP__TAG_ATOM;
+}
+
+up_term up_atom(const char *name)
+{
+	return name ? up_atom_len(name, strnlen(name, UP_ATOM_MAX + 1)) : up__mkbad(-EINVAL);
+}
+
+up_term up_pid_term(up_pid pid)
+{
+	if (pid <= 0 || (pid >> 60))
+		return up__mkbad(-EINVAL);
+	return ((up_term)pid << 3) | UP__TAG_PID;
+}
+
+up_term up_binary(const void *data, size_t len)
+{
+	if ((!data && len) || len > ((size_t)1 << 40))
+		return up__mkbad(-EINVAL);
+	up_term err;
+	uint64_t *w = alloc_words(1 + (len + 7) / 8, &err);
+	if (!w)
+		return err;
+	w[0] = up__header(UP__B_BINARY, len);
+	if (len) {
+		w[(len + 7) / 8] = 0; /* padding: deterministic bytes */
+		memcpy(&w[1], data, len);
+	}
+	return up__mkbox(w);
+}
+
+up_term up_tuple(size_t arity, const up_term *elems)
+{
+	if ((!elems && arity) || arity > ((size_t)1 << 32))
+		return up__mkbad(-EINVAL);
+	for (size_t i = 0; i < arity; i++)
+		if (up__is_bad(elems[i]))
+			return elems[i];
+	up_term err;
+	uint64_t *w = alloc_words(1 + arity, &err);
+	if (!w)
+		return err;
+	w[0] = up__header(UP__B_TUPLE, arity);
+	if (arity)
+		memcpy(&w[1], elems, arity * 8);
+	return up__mkbox(w);
+}
+
+up_term up_tuplev(size_t arity, ...)
+{
+	up_term e[64], *el = e;
+	if (arity > 64 && !(el = malloc(arity * sizeof(*el))))
+		return up__mkbad(-ENOMEM);
+	va_list ap;
+	va_start(ap, arity);
+	for (size_t i = 0; i < arity; i++)
+		el[i] = va_arg(ap, up_term);
+	va_end(ap);
+	up_term t = up_tuple(arity, el);
+	if (el != e)
+		free(el);
+	return t;
+}
+
+up_term up_cons(up_term head, up_term tail)
+{
+	if (up__is_bad(head))
+		return head;
+	if (up__is_bad(tail))
+		return tail;
+	up_term err;
+	uint64_t *w = alloc_words(3, &err);
+	if (!w)
+		return err;
+	w[0] = up__header(UP__B_CONS, 2);
+	w[1] = head;
+	w[2] = tail;
+	return up__mkbox(w);
+}
+
+up_term up_list(size_t n, const up_term *elems)
+{
+	if (!elems && n)
+		return up__mkbad(-EINVAL);
+	up_term t = UP_NIL;
+	for (size_t i = n; i-- > 0;) {
+		t = up_cons(elems[i], t);
+		if (up__is_bad(t))
+			return t;
+	}
+	return t;
+}
+
+/* ---------------------------------------------------------------- refs */
+
+/* Unique per OS process: a counter with the scheduler in the high bits
+ * would do per run; a global counter also survives across runs. */
+static uint64_t ref_counter;
+
+up_term up_make_ref(void)
+{
+	up_term err;
+	uint64_t *w = alloc_words(3, &err);
+	if (!w)
+		return err;
+	uint64_t id = __atomic_add_fetch(&ref_counter, 1, __ATOMIC_RELAXED);
+	uint32_t *ids = (uint32_t *)&w[1];
+	w[0] = up__header(UP__B_REF, 2);
+	ids[0] = (uint32_t)(id & 0x3ffff); /* Erlang's first id word has 18 bits */
+	ids[1] = (uint32_t)(id >> 18);
+	ids[2] = (uint32_t)(id >> 50);
+	ids[3] = 0;
+	return up__mkbox(w);
+}
+
+int up__ref_words(up_term t, uint32_t wds[3])
+{
+	if (!up__is_boxed(t) || up__btype(up__box(t)) != UP__B_REF || !wds)
+		return -EINVAL;
+	memcpy(wds, &up__box(t)[1], 12);
+	return 0;
+}
+
+up_term up__ref_from_words(const uint32_t wds[3])
+{
+	up_term err;
+	if (!wds)
+		return up__mkbad(-EINVAL);
+	uint64_t *w = alloc_words(3, &err);
+	if (!w)
+		return err;
+	w[0] = up__header(UP__B_REF, 2);
+	w[2] = 0;
+	memcpy(&w[1], wds, 12);
+	return up__mkbox(w);
+}
+
+/* ------------------------------------------------------------ accessors */
+
+enum up_kind up_kind_of(up_term t)
+{
+	if (up__is_small(t))
+		return UP_K_INT;
+	switch (up__tag(t)) {
+	case UP__TAG_ATOM:
+		return UP_K_ATOM;
+	case UP__TAG_PID:
+		return UP_K_PID;
+	case UP__TAG_SPECIAL:
+		return t == UP_NIL ? UP_K_NIL : UP_K_BAD;
+	default:
+		break;
+	}
+	if (t == UP__TAG_BOXED)
+		return UP_K_BAD; /* a NULL box */
+	switch (up__btype(up__box(t))) {
+	case UP__B_INT64:  return UP_K_INT;
+	case UP__B_FLOAT:  return UP_K_FLOAT;
+	case UP__B_BINARY: return UP_K_BINARY;
+	case UP__B_TUPLE:  return UP_K_TUPLE;
+	case UP__B_CONS:   return UP_K_LIST;
+	case UP__B_REF:    return UP_K_REF;
+	default:           return UP_K_BAD;
+	}
+}
+
+static inline int is_btype(up_term t, unsigned type)
+{
+	return up__is_boxed(t) && t != UP__TAG_BOXED && up__btype(up__box(t)) == type;
+}
+
+int up_get_int(up_term t, int64_t *v)
+{
+	if (!v)
+		return -EINVAL;
+	if (up__is_small(t)) {
+		*v = (int64_t)t >> 1;
+		return 0;
+	}
+	if (!is_btype(t, UP__B_INT64))
+		return -EINVAL;
+	*v = (int64_t)up__box(t)[1];
+	return 0;
+}
+
+int up_get_float(up_term t, double *v)
+{
+	if (!v || !is_btype(t, UP__B_FLOAT))
+		return -EINVAL;
+	memcpy(v, &up__box(t)[1], 8);
+	return 0;
+}
+
+int up_get_atom(up_term t, const char **name, size_t *len)
+{
+	if (!name || !len || up_kind_of(t) != UP_K_ATOM)
+		return -EINVAL;
+	return up__atom_name(t >> 3, name, len);
+}
+
+int up_get_pid(up_term t, up_pid *pid)
+{
+	if (!pid || up_kind_of(t) != UP_K_PID)
+		return -EINVAL;
+	*pid = (up_pid)(t >> 3);
+	return 0;
+}
+
+int up_get_binary(up_term t, const void **data, size_t *len)
+{
+	if (!data || !len || !is_btype(t, UP__B_BINARY))
+		return -EINVAL;
+	*data = &up__box(t)[1];
+	*len = up__bsize(up__box(t));
+	return 0;
+}
+
+long up_tuple_arity(up_term t)
+{
+	return is_btype(t, UP__B_TUPLE) ? (long)up__bsize(up__box(t)) : -EINVAL;
+}
+
+int up_tuple_elem(up_term t, size_t i, up_term *elem)
+{
+	if (!elem || !is_btype(t, UP__B_TUPLE))
+		return -EINVAL;
+	if (i >= up__bsize(up__box(t)))
+		return -ERANGE;
+	*elem = up__box(t)[1 + i];
+	return 0;
+}
+
+int up_get_cons(up_term t, up_term *head, up_term *tail)
+{
+	if (!is_btype(t, UP__B_CONS))
+		return -EINVAL;
+	if (head)
+		*head = up__box(t)[1];
+	if (tail)
+		*tail = up__box(t)[2];
+	return 0;
+}
+
+long up_list_length(up_term t)
+{
+	long n = 0;
+	while (is_btype(t, UP__B_CONS)) {
+		n++;
+		t = up__box(t)[2];
+	}
+	return t == UP_NIL ? n : -EINVAL;
+}
+
+/* ------------------------------------------------------ order and hash */
+
+static int kind_rank(enum up_kind k)
+{
+	return k == UP_K_FLOAT ? UP_K_INT : (int)k; /* numbers rank together */
+}
+
+static int cmp_bytes(const void *a, size_t la, const void *b, size_t lb)
+{
+	int c = memcmp(a, b, la < lb ? la : lb);
+	if (c)
+		return c < 0 ? -1 : 1;
+	return (la > lb) - (la < lb);
+}
+
+static int cmp_num(up_term a, up_term b, int exact)
+{
+	enum up_kind ka = up_kind_of(a), kb = up_kind_of(b);
+	if (ka == UP_K_INT && kb == UP_K_INT) {
+		int64_t x, y;
+		up_get_int(a, &x);
+		up_get_int(b, &y);
+		return (x > y) - (x < y);
+	}
+	double x, y;
+	int64_t i;
+	if (ka == UP_K_INT) { up_get_int(a, &i); x = (double)i; } else up_get_float(a, &x);
+	if (kb == UP_K_INT) { up_get_int(b, &i); y = (double)i; } else up_get_float(b, &y);
+	if (x != y)
+		return x < y ? -1 : 1;
+	if (exact && ka != kb)
+		return ka == UP_K_INT ? -1 : 1; /* =:= tells 1 from 1.0 */
+	return 0;
+}
+
+/* Term order; exact: integers and floats of equal value differ. */
+static int compare(up_term a, up_term b, int exact)
+{
+	for (;;) {
+		if (a == b)
+			return 0;
+		enum up_kind ka = up_kind_of(a), kb = up_kind_of(b);
+		if (ka == UP_K_BAD || kb == UP_K_BAD)
+			return ka == kb ? (a > b) - (a < b) : (ka == UP_K_BAD ? -1 : 1);
+		int ra = kind_rank(ka), rb = kind_rank(kb);
+		if (ra != rb)
+			return ra < rb ? -1 : 1;
+		switch (ka) {
+		case UP_K_INT:
+		case UP_K_FLOAT:
+			return cmp_num(a, b, exact);
+		case UP_K_ATOM: {
+			const char *na, *nb;
+			size_t la, lb;
+			up_get_atom(a, &na, &la);
+			up_get_atom(b, &nb, &lb);
+			return cmp_bytes(na, la, nb, lb);
+		}
+		case UP_K_PID:
+			return a < b ? -1 : 1;
+		case UP_K_REF: {
+			const uint32_t *x = (const uint32_t *)&up__box(a)[1], *y = (const uint32_t *)&up__box(b)[1];
+			for (int i = 2; i >= 0; i--)
+				if (x[i] != y[i])
+					return x[i] < y[i] ? -1 : 1;
+			return 0;
+		}
+		case UP_K_BINARY:
+			return cmp_bytes(&up__box(a)[1], up__bsize(up__box(a)), &up__box(b)[1],
+					 up__bsize(up__box(b)));
+		case UP_K_TUPLE: {
+			uint64_t na = up__bsize(up__box(a)), nb = up__bsize(up__box(b));
+			if (na != nb)
+				return na < nb ? -1 : 1;
+			if (na == 0)
+				return 0;
+			for (uint64_t i = 0; i + 1 < na; i++) {
+				int c = compare(up__box(a)[1 + i], up__box(b)[1 + i], exact);
+				if (c)
+					return c;
+			}
+			a = up__box(a)[na]; /* last element: iterate, not recurse */
+			b = up__box(b)[nb];
+			continue;
+		}
+		case UP_K_LIST: {
+			int c = compare(up__box(a)[1], up__box(b)[1], exact);
+			if (c)
+				return c;
+			a = up__box(a)[2];
+			b = up__box(b)[2];
+			continue;
+		}
+		default: /* NIL == NIL handled by a == b */
+			return 0;
+		}
+	}
+}
+
+int up_compare(up_term a, up_term b) { return compare(a, b, 0); }
+int up_equal(up_term a, up_term b) { return compare(a, b, 1) == 0; }
+
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h * 0xff51afd7ed558ccdull;
+}
+
+uint64_t up_hash(up_term t)
+{
+	uint64_t h = 0x2545f4914f6cdd1dull;
+	for (;;) {
+		enum up_kind k = up_kind_of(t);
+		h = mix(h, (uint64_t)k);
+		switch (k) {
+		case UP_K_INT: {
+			int64_t v;
+			up_get_int(t, &v);
+			return mix(h, (uint64_t)v);
+		}
+		case UP_K_FLOAT:
+		case UP_K_REF:
+			return mix(mix(h, up__box(t)[1]), up__box(t)[2 - (k == UP_K_FLOAT)]);
+		case UP_K_BINARY: {
+			const uint8_t *d = (const uint8_t *)&up__box(t)[1];
+			uint64_t n = up__bsize(up__box(t));
+			h = mix(h, n);
+			for (uint64_t i = 0; i < n; i++)
+				h = mix(h, d[i]);
+			return h;
+		}
+		case UP_K_TUPLE: {
+			uint64_t n = up__bsize(up__box(t));
+			h = mix(h, n);
+			if (!n)
+				return h;
+			for (uint64_t i = 0; i + 1 < n; i++)
+				h = mix(h, up_hash(up__box(t)[1 + i]));
+			t = up__box(t)[n];
+			continue;
+		}
+		case UP_K_LIST:
+			h = mix(h, up_hash(up__box(t)[1]));
+			t = up__box(t)[2];
+			continue;
+		default: /* atoms (interned), pids, [], bad: the word itself */
+			return mix(h, t);
+		}
+	}
+}
+
+/* -------------------------------------------------------------- format */
+
+struct out {
+	char *buf;
+	size_t size, len;
+};
+
+static void put_bytes(struct out *o, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++, o->len++)
+		if (o->len + 1 < o->size)
+			o->buf[o->len] = s[i];
+}
+
+static void put_str(struct out *o, const char *s) { put_bytes(o, s, strlen(s)); }
+
+static void put_fmt(struct out *o, const char *fmt, ...)
+{
+	char tmp[64];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	put_bytes(o, tmp, (size_t)n);
+}
+
+static void put_atom(struct out *o, const char *n, size_t len)
+{
+	int plain = len > 0 && n[0] >= 'a' && n[0] <= 'z';
+	for (size_t i = 0; plain && i < len; i++) {
+		char c = n[i];
+		plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '_' || c == '@';
+	}
+	if (plain) {
+		put_bytes(o, n, len);
+		return;
+	}
+	put_bytes(o, "'", 1);
+	for (size_t i = 0; i < len; i++) {
+		if (n[i] == '\'' || n[i] == '\\')
+			put_bytes(o, "\\", 1);
+		put_bytes(o, &n[i], 1);
+	}
+	put_bytes(o, "'", 1);
+}
+
+/* Shortest text that reads back as the same double, Erlang style. */
+static void put_float(struct out *o, double v)
+{
+	char tmp[40];
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	/* Erlang always shows a fraction: 1.0, 1.0e10. */
+	char *e = strchr(tmp, 'e');
+	if (!strchr(tmp, '.') && isfinite(v)) {
+		char rest[40] = "";
+		if (e) {
+			strcpy(rest, e);
+			*e = 0;
+		}
+		strcat(tmp, ".0");
+		strcat(tmp, rest);
+	}
+	put_str(o, tmp);
+}
+
+static void format(struct out *o, up_term t)
+{
+	for (;;) {
+		switch (up_kind_of(t)) {
+		case UP_K_INT: {
+			int64_t v;
+			up_get_int(t, &v);
+			put_fmt(o, "%lld", (long long)v);
+			return;
+		}
+		case UP_K_FLOAT: {
+			double v;
+			up_get_float(t, &v);
+			put_float(o, v);
+			return;
+		}
+		case UP_K_ATOM: {
+			const char *n;
+			size_t len;
+			if (up_get_atom(t, &n, &len) == 0)
+				put_atom(o, n, len);
+			return;
+		}
+		case UP_K_PID:
+			put_fmt(o, "<0.%u.%u>", (unsigned)((t >> 3) & ((1u << 28) - 1)),
+				(unsigned)((t >> 3) >> 28));
+			return;
+		case UP_K_REF: {
+			const uint32_t *w = (const uint32_t *)&up__box(t)[1];
+			put_fmt(o, "#Ref<0.%u.%u.%u>", w[2], w[1], w[0]);
+			return;
+		}
+		case UP_K_NIL:
+			put_str(o, "[]");
+			return;
+		case UP_K_BINARY: {
+			const uint8_t *d = (const uint8_t *)&up__box(t)[1];
+			uint64_t n = up__bsize(up__box(t));
+			int printable = n > 0;
+			for (uint64_t i = 0; i < n && printable; i++)
+				printable = d[i] >= 32 && d[i] < 127;
+			put_str(o, "<<");
+			if (printable) {
+				put_str(o, "\"");
+				for (uint64_t i = 0; i < n; i++) {
+					if (d[i] == '"' || d[i] == '\\')
+						put_str(o, "\\");
+					put_bytes(o, (const char *)&d[i], 1);
+				}
+				put_str(o, "\"");
+			} else {
+				for (uint64_t i = 0; i < n; i++)
+					put_fmt(o, i ? ",%u" : "%u", d[i]);
+			}
+			put_str(o, ">>");
+			return;
+		}
+		case UP_K_TUPLE: {
+			uint64_t n = up__bsize(up__box(t));
+			put_str(o, "{");
+			for (uint64_t i = 0; i < n; i++) {
+				if (i)
+					put_str(o, ",");
+				format(o, up__box(t)[1 + i]);
+			}
+			put_str(o, "}");
+			return;
+		}
+		case UP_K_LIST:
+			put_str(o, "[");
+			for (;;) {
+				format(o, up__box(t)[1]);
+				t = up__box(t)[2];
+				if (up_kind_of(t) != UP_K_LIST)
+					break;
+				put_str(o, ",");
+			}
+			if (t != UP_NIL) {
+				put_str(o, "|");
+				format(o, t);
+			}
+			put_str(o, "]");
+			return;
+		default:
+			return;
+		}
+	}
+}
+
+long up_term_format(up_term t, char *buf, size_t size)
+{
+	if (up__is_bad(t) || (!buf && size))
+		return -EINVAL;
+	struct out o = { buf, size, 0 };
+	format(&o, t);
+	if (size)
+		buf[o.len < size ? o.len : size - 1] = 0;
+	return (long)o.len;
+}
