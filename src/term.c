@@ -349,68 +349,117 @@ static int cmp_num(up_term a, up_term b, int exact)
 	return 0;
 }
 
-/* Term order; exact: integers and floats of equal value differ. */
+/*
+ * Order, equality and hash walk terms with an explicit stack (a fiber stack
+ * is 64 KiB; a term may nest a million levels).  The stack starts on the C
+ * stack and moves to malloc'd memory past 64 entries.
+ */
+struct wstack {
+	up_term *w, local[128];
+	size_t n, cap;
+	int oom;
+};
+
+static void wpush(struct wstack *s, up_term t)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap * 2;
+		up_term *w = malloc(cap * sizeof(*w));
+		if (!w) {
+			s->oom = 1;
+			return;
+		}
+		memcpy(w, s->w, s->n * sizeof(*w));
+		if (s->w != s->local)
+			free(s->w);
+		s->w = w;
+		s->cap = cap;
+	}
+	s->w[s->n++] = t;
+}
+
+static void wfree(struct wstack *s)
+{
+	if (s->w != s->local)
+		free(s->w);
+}
+
+/* Compare two terms at their top level only; 0 with *descend set when both
+ * are compound of the same shape (their children must be compared). */
+static int compare_top(up_term a, up_term b, int exact, int *descend)
+{
+	*descend = 0;
+	if (a == b)
+		return 0;
+	enum up_kind ka = up_kind_of(a), kb = up_kind_of(b);
+	if (ka == UP_K_BAD || kb == UP_K_BAD)
+		return ka == kb ? (a > b) - (a < b) : (ka == UP_K_BAD ? -1 : 1);
+	int ra = kind_rank(ka), rb = kind_rank(kb);
+	if (ra != rb)
+		return ra < rb ? -1 : 1;
+	switch (ka) {
+	case UP_K_INT:
+	case UP_K_FLOAT:
+		return cmp_num(a, b, exact);
+	case UP_K_ATOM: {
+		const char *na, *nb;
+		size_t la, lb;
+		up_get_atom(a, &na, &la);
+		up_get_atom(b, &nb, &lb);
+		return cmp_bytes(na, la, nb, lb);
+	}
+	case UP_K_PID:
+		return a < b ? -1 : 1;
+	case UP_K_REF: {
+		const uint32_t *x = (const uint32_t *)&up__box(a)[1], *y = (const uint32_t *)&up__box(b)[1];
+		for (int i = 2; i >= 0; i--)
+			if (x[i] != y[i])
+				return x[i] < y[i] ? -1 : 1;
+		return 0;
+	}
+	case UP_K_BINARY:
+		return cmp_bytes(&up__box(a)[1], up__bsize(up__box(a)), &up__box(b)[1],
+				 up__bsize(up__box(b)));
+	case UP_K_TUPLE: {
+		uint64_t na = up__bsize(up__box(a)), nb = up__bsize(up__box(b));
+		if (na != nb)
+			return na < nb ? -1 : 1;
+		*descend = na > 0;
+		return 0;
+	}
+	case UP_K_LIST:
+		*descend = 1;
+		return 0;
+	default: /* [] == [] */
+		return 0;
+	}
+}
+
+/* Term order; exact: integers and floats of equal value differ.  Pairs
+ * are compared depth first, left to right (the stack holds a, b pairs). */
 static int compare(up_term a, up_term b, int exact)
 {
-	for (;;) {
-		if (a == b)
-			return 0;
-		enum up_kind ka = up_kind_of(a), kb = up_kind_of(b);
-		if (ka == UP_K_BAD || kb == UP_K_BAD)
-			return ka == kb ? (a > b) - (a < b) : (ka == UP_K_BAD ? -1 : 1);
-		int ra = kind_rank(ka), rb = kind_rank(kb);
-		if (ra != rb)
-			return ra < rb ? -1 : 1;
-		switch (ka) {
-		case UP_K_INT:
-		case UP_K_FLOAT:
-			return cmp_num(a, b, exact);
-		case UP_K_ATOM: {
-			const char *na, *nb;
-			size_t la, lb;
-			up_get_atom(a, &na, &la);
-			up_get_atom(b, &nb, &lb);
-			return cmp_bytes(na, la, nb, lb);
-		}
-		case UP_K_PID:
-			return a < b ? -1 : 1;
-		case UP_K_REF: {
-			const uint32_t *x = (const uint32_t *)&up__box(a)[1], *y = (const uint32_t *)&up__box(b)[1];
-			for (int i = 2; i >= 0; i--)
-				if (x[i] != y[i])
-					return x[i] < y[i] ? -1 : 1;
-			return 0;
-		}
-		case UP_K_BINARY:
-			return cmp_bytes(&up__box(a)[1], up__bsize(up__box(a)), &up__box(b)[1],
-					 up__bsize(up__box(b)));
-		case UP_K_TUPLE: {
-			uint64_t na = up__bsize(up__box(a)), nb = up__bsize(up__box(b));
-			if (na != nb)
-				return na < nb ? -1 : 1;
-			if (na == 0)
-				return 0;
-			for (uint64_t i = 0; i + 1 < na; i++) {
-				int c = compare(up__box(a)[1 + i], up__box(b)[1 + i], exact);
-				if (c)
-					return c;
-			}
-			a = up__box(a)[na]; /* last element: iterate, not recurse */
-			b = up__box(b)[nb];
+	struct wstack s = { .w = s.local, .cap = 128 };
+	int r = 0;
+	wpush(&s, b);
+	wpush(&s, a);
+	while (s.n >= 2 && !r && !s.oom) {
+		up_term x = s.w[--s.n], y = s.w[--s.n];
+		int descend;
+		r = compare_top(x, y, exact, &descend);
+		if (r || !descend)
 			continue;
-		}
-		case UP_K_LIST: {
-			int c = compare(up__box(a)[1], up__box(b)[1], exact);
-			if (c)
-				return c;
-			a = up__box(a)[2];
-			b = up__box(b)[2];
-			continue;
-		}
-		default: /* NIL == NIL handled by a == b */
-			return 0;
+		const uint64_t *hx = up__box(x), *hy = up__box(y);
+		uint64_t n = up__btype(hx) == UP__B_CONS ? 2 : up__bsize(hx);
+		for (uint64_t i = n; i-- > 0;) { /* first child on top */
+			wpush(&s, hy[1 + i]);
+			wpush(&s, hx[1 + i]);
 		}
 	}
+	if (s.oom && !r)
+		r = (a > b) - (a < b); /* out of memory: still a total order */
+	wfree(&s);
+	return r;
 }
 
 int up_compare(up_term a, up_term b) { return compare(a, b, 0); }
@@ -424,45 +473,50 @@ static inline uint64_t mix(uint64_t h, uint64_t v)
 
 uint64_t up_hash(up_term t)
 {
+	struct wstack s = { .w = s.local, .cap = 128 };
 	uint64_t h = 0x2545f4914f6cdd1dull;
-	for (;;) {
+	wpush(&s, t);
+	while (s.n && !s.oom) {
+		t = s.w[--s.n];
 		enum up_kind k = up_kind_of(t);
 		h = mix(h, (uint64_t)k);
 		switch (k) {
 		case UP_K_INT: {
 			int64_t v;
 			up_get_int(t, &v);
-			return mix(h, (uint64_t)v);
+			h = mix(h, (uint64_t)v);
+			break;
 		}
 		case UP_K_FLOAT:
+			h = mix(h, up__box(t)[1]);
+			break;
 		case UP_K_REF:
-			return mix(mix(h, up__box(t)[1]), up__box(t)[2 - (k == UP_K_FLOAT)]);
+			h = mix(mix(h, up__box(t)[1]), up__box(t)[2]);
+			break;
 		case UP_K_BINARY: {
 			const uint8_t *d = (const uint8_t *)&up__box(t)[1];
 			uint64_t n = up__bsize(up__box(t));
 			h = mix(h, n);
 			for (uint64_t i = 0; i < n; i++)
 				h = mix(h, d[i]);
-			return h;
+			break;
 		}
-		case UP_K_TUPLE: {
-			uint64_t n = up__bsize(up__box(t));
+		case UP_K_TUPLE:
+		case UP_K_LIST: {
+			const uint64_t *b = up__box(t);
+			uint64_t n = k == UP_K_LIST ? 2 : up__bsize(b);
 			h = mix(h, n);
-			if (!n)
-				return h;
-			for (uint64_t i = 0; i + 1 < n; i++)
-				h = mix(h, up_hash(up__box(t)[1 + i]));
-			t = up__box(t)[n];
-			continue;
+			for (uint64_t i = n; i-- > 0;)
+				wpush(&s, b[1 + i]);
+			break;
 		}
-		case UP_K_LIST:
-			h = mix(h, up_hash(up__box(t)[1]));
-			t = up__box(t)[2];
-			continue;
 		default: /* atoms (interned), pids, [], bad: the word itself */
-			return mix(h, t);
+			h = mix(h, t);
+			break;
 		}
 	}
+	wfree(&s);
+	return h;
 }
 
 /* -------------------------------------------------------------- format */
@@ -521,107 +575,147 @@ static void put_float(struct out *o, double v)
 		if (strtod(tmp, NULL) == v)
 			break;
 	}
-	/* Erlang always shows a fraction: 1.0, 1.0e10. */
+	/* Erlang's shape: a fraction always (1.0, 1.0e10), the exponent
+	 * without '+' or leading zeros (1.0e-5). */
 	char *e = strchr(tmp, 'e');
-	if (!strchr(tmp, '.') && isfinite(v)) {
-		char rest[40] = "";
-		if (e) {
-			strcpy(rest, e);
-			*e = 0;
-		}
+	int exp = e ? atoi(e + 1) : 0;
+	if (e)
+		*e = 0;
+	if (!strchr(tmp, '.') && isfinite(v))
 		strcat(tmp, ".0");
-		strcat(tmp, rest);
-	}
 	put_str(o, tmp);
+	if (e)
+		put_fmt(o, "e%d", exp);
+}
+
+/* Print one term whose children are pushed (with the punctuation between
+ * them, as marker words) for the caller's loop. */
+/* Punctuation markers: special words with subtags 2..5, never terms. */
+#define MARK_COMMA ((up_term)(2 << 3 | UP__TAG_SPECIAL))
+#define MARK_CLOSE_T ((up_term)(3 << 3 | UP__TAG_SPECIAL))
+#define MARK_CLOSE_L ((up_term)(4 << 3 | UP__TAG_SPECIAL))
+#define MARK_BAR ((up_term)(5 << 3 | UP__TAG_SPECIAL))
+
+static void format_one(struct out *o, up_term t, struct wstack *s)
+{
+	switch (up_kind_of(t)) {
+	case UP_K_INT: {
+		int64_t v;
+		up_get_int(t, &v);
+		put_fmt(o, "%lld", (long long)v);
+		return;
+	}
+	case UP_K_FLOAT: {
+		double v;
+		up_get_float(t, &v);
+		put_float(o, v);
+		return;
+	}
+	case UP_K_ATOM: {
+		const char *n;
+		size_t len;
+		if (up_get_atom(t, &n, &len) == 0)
+			put_atom(o, n, len);
+		return;
+	}
+	case UP_K_PID:
+		put_fmt(o, "<0.%u.%u>", (unsigned)((t >> 3) & ((1u << 28) - 1)),
+			(unsigned)((t >> 3) >> 28));
+		return;
+	case UP_K_REF: {
+		const uint32_t *w = (const uint32_t *)&up__box(t)[1];
+		put_fmt(o, "#Ref<0.%u.%u.%u>", w[2], w[1], w[0]);
+		return;
+	}
+	case UP_K_NIL:
+		put_str(o, "[]");
+		return;
+	case UP_K_BINARY: {
+		const uint8_t *d = (const uint8_t *)&up__box(t)[1];
+		uint64_t n = up__bsize(up__box(t));
+		int printable = n > 0;
+		for (uint64_t i = 0; i < n && printable; i++)
+			printable = d[i] >= 32 && d[i] < 127;
+		put_str(o, "<<");
+		if (printable) {
+			put_str(o, "\"");
+			for (uint64_t i = 0; i < n; i++) {
+				if (d[i] == '"' || d[i] == '\\')
+					put_str(o, "\\");
+				put_bytes(o, (const char *)&d[i], 1);
+			}
+			put_str(o, "\"");
+		} else {
+			for (uint64_t i = 0; i < n; i++)
+				put_fmt(o, i ? ",%u" : "%u", d[i]);
+		}
+		put_str(o, ">>");
+		return;
+	}
+	case UP_K_TUPLE: {
+		const uint64_t *b = up__box(t);
+		uint64_t n = up__bsize(b);
+		put_str(o, "{");
+		wpush(s, MARK_CLOSE_T);
+		for (uint64_t i = n; i-- > 0;) {
+			wpush(s, b[1 + i]);
+			if (i)
+				wpush(s, MARK_COMMA);
+		}
+		return;
+	}
+	case UP_K_LIST: {
+		/* [e1,e2,...,en|tail]: print "[" now and push, bottom to top,
+		 * "]", (tail "|"), en "," ... "," e1. */
+		size_t n = 0;
+		up_term x = t;
+		while (up_kind_of(x) == UP_K_LIST) {
+			n++;
+			x = up__box(x)[2];
+		}
+		wpush(s, MARK_CLOSE_L);
+		if (x != UP_NIL) {
+			wpush(s, x);
+			wpush(s, MARK_BAR);
+		}
+		for (size_t i = 0; i < 2 * n - 1; i++)
+			wpush(s, 0);
+		if (s->oom)
+			return;
+		size_t top = s->n;
+		up_term c = t;
+		for (size_t k = 0; k < n; k++) {
+			s->w[top - 1 - 2 * k] = up__box(c)[1];
+			if (k + 1 < n)
+				s->w[top - 2 - 2 * k] = MARK_COMMA;
+			c = up__box(c)[2];
+		}
+		put_str(o, "[");
+		return;
+	}
+	default:
+		return;
+	}
 }
 
 static void format(struct out *o, up_term t)
 {
-	for (;;) {
-		switch (up_kind_of(t)) {
-		case UP_K_INT: {
-			int64_t v;
-			up_get_int(t, &v);
-			put_fmt(o, "%lld", (long long)v);
-			return;
-		}
-		case UP_K_FLOAT: {
-			double v;
-			up_get_float(t, &v);
-			put_float(o, v);
-			return;
-		}
-		case UP_K_ATOM: {
-			const char *n;
-			size_t len;
-			if (up_get_atom(t, &n, &len) == 0)
-				put_atom(o, n, len);
-			return;
-		}
-		case UP_K_PID:
-			put_fmt(o, "<0.%u.%u>", (unsigned)((t >> 3) & ((1u << 28) - 1)),
-				(unsigned)((t >> 3) >> 28));
-			return;
-		case UP_K_REF: {
-			const uint32_t *w = (const uint32_t *)&up__box(t)[1];
-			put_fmt(o, "#Ref<0.%u.%u.%u>", w[2], w[1], w[0]);
-			return;
-		}
-		case UP_K_NIL:
-			put_str(o, "[]");
-			return;
-		case UP_K_BINARY: {
-			const uint8_t *d = (const uint8_t *)&up__box(t)[1];
-			uint64_t n = up__bsize(up__box(t));
-			int printable = n > 0;
-			for (uint64_t i = 0; i < n && printable; i++)
-				printable = d[i] >= 32 && d[i] < 127;
-			put_str(o, "<<");
-			if (printable) {
-				put_str(o, "\"");
-				for (uint64_t i = 0; i < n; i++) {
-					if (d[i] == '"' || d[i] == '\\')
-						put_str(o, "\\");
-					put_bytes(o, (const char *)&d[i], 1);
-				}
-				put_str(o, "\"");
-			} else {
-				for (uint64_t i = 0; i < n; i++)
-					put_fmt(o, i ? ",%u" : "%u", d[i]);
-			}
-			put_str(o, ">>");
-			return;
-		}
-		case UP_K_TUPLE: {
-			uint64_t n = up__bsize(up__box(t));
-			put_str(o, "{");
-			for (uint64_t i = 0; i < n; i++) {
-				if (i)
-					put_str(o, ",");
-				format(o, up__box(t)[1 + i]);
-			}
+	struct wstack s = { .w = s.local, .cap = 128 };
+	wpush(&s, t);
+	while (s.n && !s.oom) {
+		up_term x = s.w[--s.n];
+		if (x == MARK_COMMA)
+			put_str(o, ",");
+		else if (x == MARK_CLOSE_T)
 			put_str(o, "}");
-			return;
-		}
-		case UP_K_LIST:
-			put_str(o, "[");
-			for (;;) {
-				format(o, up__box(t)[1]);
-				t = up__box(t)[2];
-				if (up_kind_of(t) != UP_K_LIST)
-					break;
-				put_str(o, ",");
-			}
-			if (t != UP_NIL) {
-				put_str(o, "|");
-				format(o, t);
-			}
+		else if (x == MARK_CLOSE_L)
 			put_str(o, "]");
-			return;
-		default:
-			return;
-		}
+		else if (x == MARK_BAR)
+			put_str(o, "|");
+		else
+			format_one(o, x, &s);
 	}
+	wfree(&s);
 }
 
 long up_term_format(up_term t, char *buf, size_t size)
