@@ -43,6 +43,9 @@ extern "C" {
 typedef int64_t up_pid;
 #define UP_PID_NONE ((up_pid)0)
 
+/* A term (see "terms" below): one 64-bit word. */
+typedef uint64_t up_term;
+
 /* Timeout values for receives (nanoseconds). */
 #define UP_INFINITY ((int64_t)-1)
 
@@ -136,10 +139,15 @@ struct up_spawn_opts {
 	 * (ties: lower index first).  Default: mailbox i has priority i, so
 	 * mailbox 0, the target of up_send_word, is served last. */
 	int priorities[UP_MAX_MAILBOXES];
+	/* Output, with UP_SPAWN_MONITOR: the monitor's reference (written by
+	 * up_spawn_opt). */
+	up_term monitor_ref;
 };
 #define UP_SPAWN_SCHEDULER 0x1u
 #define UP_SPAWN_NODE      0x2u
 #define UP_SPAWN_PRIORITIES 0x4u
+#define UP_SPAWN_LINK       0x8u  /* link spawner and child atomically */
+#define UP_SPAWN_MONITOR    0x10u /* monitor the child: ref in monitor_ref */
 
 /*
  * up_spawn - start fn(arg) as a new process on the caller's scheduler.
@@ -166,7 +174,7 @@ up_pid up_spawn(up_fn fn, void *arg);
  * than the runtime's stack_size; mailboxes over UP_MAX_MAILBOXES.  Placement
  * fields whose flag is not set are ignored.
  */
-up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *opts);
+up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *opts);
 
 /* The calling process's pid, or UP_PID_NONE outside a process. */
 up_pid up_self(void);
@@ -177,24 +185,105 @@ up_pid up_self(void);
  */
 int up_yield(void);
 
-/* Exit reasons.  UP_NORMAL is a normal exit (a process whose function
- * returns exits with it); any other value is abnormal. */
-#define UP_NORMAL ((uint64_t)0)
+/*
+ * Exit reasons are terms.  These atoms are predefined (their values are
+ * fixed): UP_NORMAL is a normal exit (a process whose function returns
+ * exits with it); anything else is abnormal.
+ */
+#define UP_NORMAL      ((up_term)(0 << 3))  /* normal */
+#define UP_KILL        ((up_term)(1 << 3))  /* kill: cannot be trapped */
+#define UP_KILLED      ((up_term)(2 << 3))  /* killed: what `kill` ends with */
+#define UP_NOPROC      ((up_term)(3 << 3))  /* noproc */
+#define UP_SHUTDOWN    ((up_term)(12 << 3)) /* shutdown */
+#define UP_STACK_OVERFLOW ((up_term)(15 << 3)) /* stack_overflow */
 
 /*
- * up_exit - end a process, OTP's exit/1 and exit/2.
- *  - up_exit(up_self(), reason) ends the caller at once and does not return.
- *  - To another process (from any thread): reason UP_NORMAL does nothing (a
- *    normal exit signal does not end a process); any other reason ends it at
- *    once if it is parked (in a receive, a sleep, or I/O, whose requests are
- *    cancelled), otherwise as soon as it next yields, blocks or is
- *    rescheduled.  Trapping exits comes with the supervision API.
+ * up_exit - OTP's exit/1 and exit/2.
+ *  - up_exit(up_self(), reason) ends the caller at once with reason and does
+ *    not return (like exit/1, whether or not it traps exits).
+ *  - To another process (from any thread) it sends an exit signal, with
+ *    OTP's rules: UP_KILL ends the process with reason `killed`, trapping
+ *    or not; a process that traps exits receives {'EXIT', Sender, Reason}
+ *    (Sender: the calling process, or 0 from a thread that is not one);
+ *    otherwise UP_NORMAL does nothing and any other reason ends it.  A
+ *    process to be ended dies at once if it is parked (in a receive, a
+ *    sleep, or I/O, whose requests are cancelled), else at its next switch.
+ *    Signals from one sender arrive in the order sent, messages included.
  * Returns (when it does not end the caller) 0, or
- *   -EINVAL  pid <= 0 or not a pid of this runtime;
+ *   -EINVAL  pid <= 0, not a pid of this runtime, or reason a bad term;
  *   -ESRCH   the process has exited (or no runtime is running);
  *   -ENOMEM  no memory for the signal.
  */
-int up_exit(up_pid pid, uint64_t reason);
+int up_exit(up_pid pid, up_term reason);
+
+/* Trap exits (on != 0): exit signals other than `kill` become
+ * {'EXIT', From, Reason} messages.  Returns the previous setting (0 or 1),
+ * or -EPERM outside a process. */
+int up_trap_exit(int on);
+
+/*
+ * up_link - link the caller and pid: when either exits, the other gets an
+ * exit signal with its reason.  Linking twice is one link.  If pid does not
+ * exist (or has exited), the caller gets an exit signal with reason
+ * `noproc` (OTP): a trapping caller receives {'EXIT', Pid, noproc} and the
+ * call returns 0; a non-trapping caller exits with reason noproc and the
+ * call does not return.
+ * Returns 0, or -EPERM outside a process, -EINVAL for pid <= 0, not of this
+ * runtime, or the caller itself, -ENOMEM.
+ */
+int up_link(up_pid pid);
+/* Remove the link (if any) between the caller and pid.  0, -EPERM, -EINVAL. */
+int up_unlink(up_pid pid);
+
+/*
+ * up_monitor - monitor pid: when it exits, the caller receives
+ * {'DOWN', Ref, process, Pid, Reason}; Ref is returned.  Monitoring a pid
+ * that does not exist delivers the DOWN message at once with reason
+ * `noproc`.  Bad term: -EPERM outside a process, -EINVAL for a bad pid,
+ * -ENOMEM.
+ */
+up_term up_monitor(up_pid pid);
+/*
+ * up_demonitor - stop monitor ref.  With UP_DEMONITOR_FLUSH, a DOWN message
+ * of this monitor already received is removed from the mailbox too.
+ * Returns 1 if the monitor was active, 0 if it was not (already fired or
+ * never one of the caller's), -EPERM, -EINVAL (not a reference, or an
+ * unknown flag).
+ */
+#define UP_DEMONITOR_FLUSH 0x1u
+int up_demonitor(up_term ref, unsigned flags);
+
+/*
+ * Name registry (one per runtime).  A name is an atom; it is released when
+ * its process exits.
+ *   up_register:   0, -EEXIST (the name is taken, or pid already has a
+ *                  name), -ESRCH (pid is not alive), -EINVAL (not an atom,
+ *                  or bad pid), -ENOMEM.
+ *   up_unregister: 0 or -ESRCH (no such name).
+ *   up_whereis:    the pid, or -ESRCH.
+ *   up_send_name:  up_send to the process registered as name (-ESRCH if
+ *                  none).
+ */
+int up_register(up_term name, up_pid pid);
+int up_unregister(up_term name);
+up_pid up_whereis(up_term name);
+int up_send_name(up_term name, up_term t);
+
+/*
+ * up_call - the core of gen_server:call.  Sends {'$gen_call', {Self, Ref},
+ * Request} to server (a pid), monitors it for the duration of the call and
+ * waits for {Ref, Reply}, looking only at messages that arrive after the
+ * request (O(1) whatever else is queued).  On success *reply is the reply,
+ * copied into the caller's heap.  A late reply after a timeout never
+ * matches a later call (each call has its own reference).
+ * Returns 0, or -ETIMEDOUT, -ESRCH when the server is not alive or exits
+ * during the call (*reply is then its exit reason, in the caller's heap),
+ * -EPERM, -EINVAL, -ENOMEM.
+ */
+int up_call(up_pid server, up_term request, up_term *reply, int64_t timeout_ns);
+/* Answer a call: from is the {Pid, Ref} of the request.  0 or the errors
+ * of up_send; -EINVAL when from is not a {Pid, Ref} tuple. */
+int up_reply(up_term from, up_term reply);
 
 /*
  * up_alive - is pid a live process?  Any thread.
@@ -231,8 +320,6 @@ void *up_alloc(size_t size);
  *
  * Accessors check the kind and return -EINVAL on a mismatch, never crash.
  */
-typedef uint64_t up_term;
-
 /* Kinds, in Erlang's term order (number < atom < reference < pid < tuple
  * < nil < list < binary). */
 enum up_kind {

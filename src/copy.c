@@ -50,7 +50,7 @@ int64_t up__term_words(up_term t, uint64_t max_words)
 	uint64_t words = 0;
 	int64_t r = 0;
 
-	if (up__is_bad(t))
+	if (up__is_bad(t) || !up__term_plausible(t))
 		return -EINVAL;
 	if (push(&s, t, NULL))
 		return -ENOMEM;
@@ -68,7 +68,7 @@ int64_t up__term_words(up_term t, uint64_t max_words)
 		if (type == UP__B_TUPLE || type == UP__B_CONS) {
 			uint64_t n = type == UP__B_CONS ? 2 : up__bsize(h);
 			for (uint64_t i = 0; i < n && r == 0; i++) {
-				if (up__is_bad(h[1 + i]))
+				if (up__is_bad(h[1 + i]) || !up__term_plausible(h[1 + i]))
 					r = -EINVAL;
 				else if (up__is_boxed(h[1 + i]) && push(&s, h[1 + i], NULL))
 					r = -ENOMEM;

@@ -48,28 +48,46 @@ static inline struct up__proc *current(void)
 	return s ? s->current : NULL;
 }
 
-/* Move inbox mb's messages to the private queue, in arrival order. */
+static inline void append(struct up__proc *p, unsigned mb, struct up__msg *m)
+{
+	m->next = NULL;
+	if (p->queue[mb].tail)
+		p->queue[mb].tail->next = m;
+	else
+		p->queue[mb].head = m;
+	p->queue[mb].tail = m;
+	p->queue[mb].len++;
+}
+
+/* Queue message m, or act on it if it is a signal (mailbox 0 only). */
+static inline void arrive(struct up__sched *s, struct up__proc *p, unsigned mb, struct up__msg *m)
+{
+	if (up_unlikely(up__msg_is_signal(m)) && !up__signal_handle(s, p, m))
+		return;
+	append(p, mb, m);
+}
+
+/* Move inbox mb's messages to the private queue, in arrival order, acting
+ * on signals as they come. */
 static __attribute__((noinline)) void drain_slow(struct up__proc *p, unsigned mb)
 {
 	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
 	/* Only this thread removes, so a non-empty inbox stays non-empty. */
 	while (!up__dwcas(&p->inbox[mb], &cur, NULL, (uint64_t)p->pid))
 		;
-	struct up__msg *m = cur.ptr, *fifo = NULL, *last = m;
-	long n = 0;
+	struct up__msg *m = cur.ptr, *fifo = NULL;
 	while (m) {
 		struct up__msg *next = m->next;
 		m->next = fifo;
 		fifo = m;
 		m = next;
-		n++;
 	}
-	if (p->queue[mb].tail)
-		p->queue[mb].tail->next = fifo;
-	else
-		p->queue[mb].head = fifo;
-	p->queue[mb].tail = last;
-	p->queue[mb].len += n;
+	struct up__sched *s = up__self_sched;
+	while (fifo) {
+		m = fifo;
+		fifo = m->next;
+		arrive(s, p, mb, m);
+	}
 }
 
 /* The inbox holds messages (not NULL, not a WAITING mark)?  One load. */
@@ -85,15 +103,9 @@ static inline void drain(struct up__proc *p, unsigned mb)
 		drain_slow(p, mb);
 }
 
-static inline void append(struct up__proc *p, unsigned mb, struct up__msg *m)
+void up__mailbox_drain(struct up__proc *p, unsigned mb)
 {
-	m->next = NULL;
-	if (p->queue[mb].tail)
-		p->queue[mb].tail->next = m;
-	else
-		p->queue[mb].head = m;
-	p->queue[mb].tail = m;
-	p->queue[mb].len++;
+	drain(p, mb);
 }
 
 /* Deliver m to mailbox mb of p (pid).  0 or -ESRCH (m is then freed). */
@@ -106,7 +118,7 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 	if (t == self) {
 		/* p's private part is this thread's; p cannot exit under us. */
 		drain(p, mb);
-		append(p, mb, m);
+		arrive(self, p, mb, m);
 		if (p->state == UP__P_WAITING)
 			up__sched_make_runnable(self, p);
 		/* Send punishment (as BEAM's): a sender filling a long queue
@@ -126,7 +138,7 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 			up__msg_release(self, m);
 			return -ESRCH;
 		}
-		if (cur.ptr == UP__INBOX_WAITING && !wake) {
+		if ((cur.ptr == UP__INBOX_WAITING || up__msg_is_signal(m)) && !wake) {
 			wake = up__msg_alloc(c, t->node);
 			if (!wake) {
 				up__msg_release(self, m);
@@ -138,7 +150,9 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 		if (up__dwcas(&p->inbox[mb], &cur, m, (uint64_t)pid))
 			break;
 	}
-	if (cur.ptr == UP__INBOX_WAITING) {
+	/* A push onto a WAITING mark wakes the receiver; a signal always asks
+	 * its scheduler to look (it must act even on a busy receiver). */
+	if (cur.ptr == UP__INBOX_WAITING || up__msg_is_signal(m)) {
 		wake->kind = UP__MSG_WAKE;
 		wake->word = (uint64_t)pid;
 		up__sched_post(t, wake);
@@ -208,15 +222,10 @@ int up_send_word(up_pid pid, uint64_t word)
 	return up_send_word_to(pid, 0, word);
 }
 
-int up_send_to(up_pid pid, unsigned mailbox, up_term t)
+/* Copy t into a message node of `kind` for p's node and deliver it. */
+static int send_term(struct up__sched *self, struct up__proc *p, up_pid pid, unsigned mailbox,
+		     up_term t, unsigned kind)
 {
-	if (up__is_bad(t))
-		return -EINVAL;
-	int err;
-	struct up__proc *p = target(pid, mailbox, &err);
-	if (!p)
-		return err;
-	struct up__sched *self = up__self_sched;
 	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
 	size_t head = sizeof(struct up__msg) + sizeof(struct up__held);
 	int64_t words = up__term_words(t, (up__rt.max_message_size - head) / 8);
@@ -246,8 +255,32 @@ int up_send_to(up_pid pid, unsigned mailbox, up_term t)
 			return up_term_error(m->word);
 		}
 	}
-	m->kind = UP__MSG_TERM;
-	return send_node(self, p, pid, mailbox, m);
+	m->kind = kind;
+	return deliver(self, p, pid, mailbox, m);
+}
+
+int up_send_to(up_pid pid, unsigned mailbox, up_term t)
+{
+	if (up__is_bad(t))
+		return -EINVAL;
+	int err;
+	struct up__proc *p = target(pid, mailbox, &err);
+	if (!p)
+		return err;
+	struct up__sched *self = up__self_sched;
+	int r = send_term(self, p, pid, mailbox, t, UP__MSG_TERM);
+	if (self && r == 0) {
+		self->stats.msgs_sent++;
+		up__charge(self, 1);
+	}
+	return r;
+}
+
+int up__signal_send(struct up__sched *self, up_pid to, unsigned kind, up_term t)
+{
+	int err;
+	struct up__proc *p = target(to, 0, &err);
+	return p ? send_term(self, p, to, 0, t, kind) : err;
 }
 
 int up_send(up_pid pid, up_term t)
@@ -293,7 +326,7 @@ static void take(struct up__sched *s, struct up__proc *p, unsigned mb, struct up
 		out->kind = UP_MSG_TERM;
 		out->term = m->word;
 		out->word = 0;
-		if (m->size) {
+		if (up__msg_has_buffer(m)) {
 			/* The copy stays the process's until up_msg_free/exit. */
 			struct up__held *h = (struct up__held *)(m + 1);
 			h->prev = NULL;
@@ -351,6 +384,8 @@ static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *o
 			if (!(mask & (1u << mb)))
 				continue;
 			drain(p, mb);
+			if (up_unlikely(p->killed)) /* an exit signal just arrived */
+				up__sched_leave_dead(p);
 			if (!match) {
 				if (p->queue[mb].head) {
 					take(s, p, mb, NULL, p->queue[mb].head, out);

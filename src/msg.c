@@ -56,7 +56,7 @@ void up__msg_cache_fini(struct up__msg_cache *c)
 
 void up__msg_release(struct up__sched *s, struct up__msg *m)
 {
-	if (m->kind == UP__MSG_TERM && m->size)
+	if (up__msg_has_buffer(m))
 		up__node_free(m, m->size);
 	else
 		up__msg_free(s ? &s->msgs : NULL, m);

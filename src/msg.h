@@ -22,7 +22,11 @@ enum {
 	UP__MSG_TERM,      /* a term: root in `word`; a boxed one in a buffer */
 	UP__MSG_WAKE,      /* scheduler request: wake pid `word` if it waits */
 	UP__MSG_SPAWN,     /* scheduler request: run new process `body` */
-	UP__MSG_KILL,      /* scheduler request: end pid `word`, reason `body` */
+	UP__MSG_SIG_EXIT,  /* signals (signal.h): term messages of these kinds */
+	UP__MSG_SIG_LINK,
+	UP__MSG_SIG_UNLINK,
+	UP__MSG_SIG_MONITOR,
+	UP__MSG_SIG_DEMONITOR,
 };
 
 struct up__msg {
@@ -49,6 +53,16 @@ struct up__msg_cache {
 };
 
 #define UP__MSG_CACHE_MAX 8192u
+
+static inline int up__msg_is_signal(const struct up__msg *m)
+{
+	return m->kind >= UP__MSG_SIG_EXIT;
+}
+/* A term message (or signal) whose term has a boxed part owns a buffer. */
+static inline int up__msg_has_buffer(const struct up__msg *m)
+{
+	return (m->kind == UP__MSG_TERM || m->kind >= UP__MSG_SIG_EXIT) && m->size;
+}
 
 struct up__sched;
 /* Free a message of any kind (a term buffer, or a node to the cache). */

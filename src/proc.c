@@ -18,7 +18,8 @@
 #include "runtime.h"
 #include "scheduler.h"
 
-#define KNOWN_FLAGS (UP_SPAWN_SCHEDULER | UP_SPAWN_NODE | UP_SPAWN_PRIORITIES)
+#define KNOWN_FLAGS (UP_SPAWN_SCHEDULER | UP_SPAWN_NODE | UP_SPAWN_PRIORITIES | UP_SPAWN_LINK | \
+		     UP_SPAWN_MONITOR)
 
 struct up__heap_map {
 	struct up__heap_map *next;
@@ -73,7 +74,7 @@ static void order_mailboxes(struct up__proc *p, const struct up_spawn_opts *o)
 		}
 }
 
-up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
+up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 {
 	struct up__sched *self = up__self_sched;
 	int r;
@@ -84,6 +85,9 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 		return -EINVAL;
 	if ((r = check_opts(o)) != 0)
 		return r;
+	unsigned sigflags = o ? o->flags & (UP_SPAWN_LINK | UP_SPAWN_MONITOR) : 0;
+	if (sigflags && !(self && self->current))
+		return -EINVAL; /* link/monitor need a spawning process */
 	int ti = pick_scheduler(o, self);
 	if (ti < 0)
 		return ti;
@@ -130,11 +134,25 @@ up_pid up_spawn_opt(up_fn fn, void *arg, const struct up_spawn_opts *o)
 	p->dict = NULL;
 	memset(p->mark, 0, sizeof(p->mark));
 	memset(&p->io, 0, sizeof(p->io));
+	memset(&p->sig, 0, sizeof(p->sig));
+	p->named = 0;
 	p->asan_fake_stack = NULL;
 	p->exit_reason = 0;
 	char *stack_lo = base + up__regions.layout.heap_size + UP__PAGE;
 	p->vg_stack = up__fiber_stack_register(stack_lo, (char *)p);
 	p->sp = up__fiber_init((char *)p, up__proc_main, p);
+	if (sigflags && (r = up__signal_spawn(self->current, p, sigflags, &o->monitor_ref)) != 0) {
+		/* Not published yet: give everything back. */
+		up__fiber_stack_deregister(p->vg_stack);
+		while (p->heap_maps) {
+			struct up__heap_map *m = p->heap_maps;
+			p->heap_maps = m->next;
+			munmap(m, m->size);
+		}
+		up__region_give(&self->regions, p->slot, (size_t)(p->heap_cur - base));
+		up__live_undo(self);
+		goto fail;
+	}
 
 	/* Shared part, then publish: a sender checks the tag (acquire) before
 	 * it reads nmb or sched. */
@@ -202,39 +220,7 @@ int up_yield(void)
 	return 0;
 }
 
-int up_exit(up_pid pid, uint64_t reason)
-{
-	struct up__proc *me = current();
-	if (me && pid == me->pid) {
-		me->exit_reason = reason;
-		up__sched_leave_dead(me);
-	}
-	if (!up__rt_ready())
-		return -ESRCH;
-	struct up__proc *p = up__pid_proc(pid);
-	if (!p)
-		return -EINVAL;
-	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
-		return -ESRCH;
-	if (reason == UP_NORMAL)
-		return 0;
-	struct up__sched *self = up__self_sched;
-	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_RELAXED);
-	if (t == self) {
-		up__proc_kill(self, p, reason);
-		return 0;
-	}
-	struct up__msg *r = up__msg_alloc(self ? &self->msgs : NULL, t->node);
-	if (!r)
-		return -ENOMEM;
-	r->kind = UP__MSG_KILL;
-	r->word = (uint64_t)pid;
-	r->body = (void *)(uintptr_t)reason;
-	up__sched_post(t, r);
-	return 0;
-}
-
-void up__proc_kill(struct up__sched *s, struct up__proc *p, uint64_t reason)
+void up__proc_kill(struct up__sched *s, struct up__proc *p, up_term reason)
 {
 	if (p->killed)
 		return; /* the first signal decides the reason */
@@ -387,16 +373,22 @@ static void free_list(struct up__sched *s, struct up__msg *m)
 
 void up__proc_reap(struct up__sched *s, struct up__proc *p)
 {
-	/* Close every inbox: after this no sender can push (tag 0). */
+	/* Close every inbox: after this no sender can push (tag 0).  Signals
+	 * still in mailbox 0's inbox are answered by up__signal_exit. */
+	struct up__msg *pending = NULL;
 	for (unsigned i = 0; i < p->nmb; i++) {
 		struct up__pair cur = up__pair_peek(&p->inbox[i]);
 		while (!up__dwcas(&p->inbox[i], &cur, NULL, 0))
 			;
 		UP_ASSERT(cur.tag == (uint64_t)p->pid);
-		free_list(s, cur.ptr);
+		if (i == 0)
+			pending = cur.ptr;
+		else
+			free_list(s, cur.ptr);
 		free_list(s, p->queue[i].head);
 		p->queue[i].head = p->queue[i].tail = NULL;
 	}
+	up__signal_exit(s, p, pending);
 	while (p->held) {
 		struct up__held *h = p->held;
 		p->held = h->next;

@@ -29,6 +29,7 @@
 #include "dwcas.h"
 #include "msg.h"
 #include "io.h"
+#include "signal.h"
 #include "debug.h"
 
 struct up__sched;
@@ -61,6 +62,7 @@ struct up__proc {
 	/* ---- shared: senders (first line: sched, nmb, inbox[0..2]) ---- */
 	struct up__sched *sched;             /* atomic load by senders */
 	uint8_t nmb;                         /* mailboxes (constant while alive) */
+	uint8_t named;                       /* atomic: in the registry (signal.c) */
 	struct up__pair inbox[UP_MAX_MAILBOXES];
 
 	/* ---- private: the owning scheduler only; first line hot ---- */
@@ -89,10 +91,11 @@ struct up__proc {
 	struct up__dict *dict;              /* process dictionary (its heap) */
 	struct up__msg *mark[UP_MAX_MAILBOXES]; /* receive mark: last node then */
 	struct up__io io;
+	struct up__sig sig;
 	/* tools */
 	void *asan_fake_stack;
 	unsigned vg_stack;
-	uint64_t exit_reason;
+	up_term exit_reason;
 };
 
 _Static_assert(__builtin_offsetof(struct up__proc, inbox[3]) <= UP_CACHELINE, "hot shared line");
@@ -109,8 +112,11 @@ void *up__heap_alloc(struct up__proc *p, size_t size) UP_INTERNAL;
 /* Free a dead process's heap and return its slot. */
 void up__proc_release(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
 
+/* Owner thread: move mailbox mb's inbox to its queue (acting on signals). */
+void up__mailbox_drain(struct up__proc *p, unsigned mb) UP_INTERNAL;
+
 /* Owner thread: an exit signal with an abnormal reason reached p. */
-void up__proc_kill(struct up__sched *s, struct up__proc *p, uint64_t reason) UP_INTERNAL;
+void up__proc_kill(struct up__sched *s, struct up__proc *p, up_term reason) UP_INTERNAL;
 
 /* The entry of every process fiber. */
 void up__proc_main(void *pcb) UP_INTERNAL;

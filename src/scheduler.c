@@ -103,11 +103,6 @@ static void handle_request(struct up__sched *s, struct up__msg *r)
 {
 	if (r->kind == UP__MSG_SPAWN) {
 		up__sched_add_new(s, r->body);
-	} else if (r->kind == UP__MSG_KILL) {
-		up_pid pid = (up_pid)r->word;
-		struct up__proc *p = up__slot_proc(up__pid_slot(pid));
-		if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid)
-			up__proc_kill(s, p, (uint64_t)(uintptr_t)r->body);
 	} else {
 		UP_ASSERT(r->kind == UP__MSG_WAKE);
 		up_pid pid = (up_pid)r->word;
@@ -115,8 +110,11 @@ static void handle_request(struct up__sched *s, struct up__msg *r)
 		/* The tag check makes the request stale-proof: only the very
 		 * process it names, alive, is ours to look at. */
 		if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid &&
-		    p->state == UP__P_WAITING)
-			up__sched_make_runnable(s, p);
+		    p->state != UP__P_ZOMBIE) {
+			up__mailbox_drain(p, 0); /* acts on signals, in order */
+			if (p->state == UP__P_WAITING)
+				up__sched_make_runnable(s, p);
+		}
 	}
 	up__msg_free(&s->msgs, r);
 }

@@ -45,6 +45,14 @@ static inline uint64_t up__header(unsigned type, uint64_t size) { return size <<
 static inline up_term up__mkbad(int err) { return ((up_term)(uint32_t)(-err) << 8) | (UP__SPECIAL_BAD << 3) | UP__TAG_SPECIAL; }
 static inline int up__is_bad(up_term t) { return (t & 0xff) == ((UP__SPECIAL_BAD << 3) | UP__TAG_SPECIAL); }
 
+/* Not every word is a term: a raw integer passed as one (up_exit(pid, 42))
+ * reads as a boxed pointer into the first pages of memory, which never hold
+ * a term.  Entry points that copy terms reject those. */
+static inline int up__term_plausible(up_term t)
+{
+	return !up__is_boxed(t) || (t & ~(up_term)7) >= 65536;
+}
+
 #define UP__SMALL_MAX (((int64_t)1 << 62) - 1)
 #define UP__SMALL_MIN (-((int64_t)1 << 62))
 

@@ -543,7 +543,7 @@ static __attribute__((noinline)) void deep(struct exits *e, int depth)
 {
 	if (depth == 0) {
 		atomic_store(&e->deep_before, 1);
-		up_exit(up_self(), 99);
+		up_exit(up_self(), up_int(99));
 		atomic_store(&e->deep_after, 1);
 		return;
 	}
@@ -655,17 +655,17 @@ static void kills_main(void *arg)
 	}
 	/* Let 0-4 start and park (4 on the other scheduler); 5 never runs
 	 * before its signal. */
-	k->rc[5] = up_exit(pid[5], 77);
+	k->rc[5] = up_exit(pid[5], up_int(77));
 	up_sleep(50 * MS);
 	for (int i = 0; i < 5; i++)
-		k->rc[i] = up_exit(pid[i], 42);
+		k->rc[i] = up_exit(pid[i], up_int(42));
 	up_sleep(50 * MS);
 	for (int i = 0; i < 6; i++) {
 		k->alive_after[i] = up_alive(pid[i]);
 		k->send_after[i] = up_send_word(pid[i], 1);
 	}
-	k->bad_rc_neg = up_exit(-3, 42);
-	k->bad_rc_dead = up_exit(pid[0], 42);
+	k->bad_rc_neg = up_exit(-3, up_int(42));
+	k->bad_rc_dead = up_exit(pid[0], up_int(42));
 }
 
 static void test_exit_signal(void **state)

@@ -555,7 +555,7 @@ static void test_outside_runtime(void **state)
 	assert_int_equal(up_recv(&m, UP_INFINITY), -EPERM);
 	assert_int_equal(up_recv_from(0, &m, 0), -EPERM);
 	assert_int_equal(up_mailbox_len(0), -EPERM);
-	assert_int_equal(up_exit(1, 42), -ESRCH); /* no such process */
+	assert_int_equal(up_exit(1, up_int(42)), -ESRCH); /* no such process */
 	assert_null(up_alloc(16));
 	assert_int_equal(up_node(), -EPERM);
 	assert_int_equal(up_scheduler(), -EPERM);

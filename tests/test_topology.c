@@ -47,7 +47,7 @@ struct topo {
 	int region_node_of_child_from_parent;
 };
 
-static void spawn_and_wait(up_fn fn, void *arg, const struct up_spawn_opts *o)
+static void spawn_and_wait(up_fn fn, void *arg, struct up_spawn_opts *o)
 {
 	up_pid p = up_spawn_opt(fn, arg, o);
 	if (p <= 0) {
