@@ -131,6 +131,9 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 
 	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
 	struct up__msg *wake = NULL;
+	/* Read before the push: once pushed, m is the receiver's (it may be
+	 * taken and freed on its thread at once). */
+	const int signal = up__msg_is_signal(m);
 	for (;;) {
 		if (up_unlikely(cur.tag != (uint64_t)pid)) {
 			if (wake)
@@ -138,7 +141,7 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 			up__msg_release(self, m);
 			return -ESRCH;
 		}
-		if ((cur.ptr == UP__INBOX_WAITING || up__msg_is_signal(m)) && !wake) {
+		if ((cur.ptr == UP__INBOX_WAITING || signal) && !wake) {
 			wake = up__msg_alloc(c, t->node);
 			if (!wake) {
 				up__msg_release(self, m);
@@ -152,7 +155,7 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 	}
 	/* A push onto a WAITING mark wakes the receiver; a signal always asks
 	 * its scheduler to look (it must act even on a busy receiver). */
-	if (cur.ptr == UP__INBOX_WAITING || up__msg_is_signal(m)) {
+	if (cur.ptr == UP__INBOX_WAITING || signal) {
 		wake->kind = UP__MSG_WAKE;
 		wake->word = (uint64_t)pid;
 		up__sched_post(t, wake);
