@@ -216,6 +216,20 @@ int up_yield(void);
  */
 int up_exit(up_pid pid, up_term reason);
 
+/*
+ * up_assert - like assert(3) for processes: a false condition ends the
+ * calling process with reason {assert, <<"Expr">>, <<"File">>, Line}; its
+ * links and monitors are told, the program goes on.  Outside a process it
+ * prints and aborts, as assert does.  Always checked (not NDEBUG-sensitive).
+ *
+ * A process that overflows its stack (touches its guard page) also dies
+ * alone, with reason stack_overflow.  Any other memory fault stays fatal to
+ * the whole program (see docs/design.md).
+ */
+#define up_assert(cond) \
+	((cond) ? (void)0 : up__assert_fail(#cond, __FILE__, __LINE__))
+void up__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+
 /* Trap exits (on != 0): exit signals other than `kill` become
  * {'EXIT', From, Reason} messages.  Returns the previous setting (0 or 1),
  * or -EPERM outside a process. */

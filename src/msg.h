@@ -22,7 +22,7 @@ enum {
 	UP__MSG_TERM,      /* a term: root in `word`; a boxed one in a buffer */
 	UP__MSG_WAKE,      /* scheduler request: wake pid `word` if it waits */
 	UP__MSG_SPAWN,     /* scheduler request: run new process `body` */
-	UP__MSG_SIG_EXIT,  /* signals (signal.h): term messages of these kinds */
+	UP__MSG_SIG_EXIT,  /* signals (signals.h): term messages of these kinds */
 	UP__MSG_SIG_LINK,
 	UP__MSG_SIG_UNLINK,
 	UP__MSG_SIG_MONITOR,

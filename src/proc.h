@@ -29,7 +29,7 @@
 #include "dwcas.h"
 #include "msg.h"
 #include "io.h"
-#include "signal.h"
+#include "signals.h"
 #include "debug.h"
 
 struct up__sched;
@@ -62,7 +62,7 @@ struct up__proc {
 	/* ---- shared: senders (first line: sched, nmb, inbox[0..2]) ---- */
 	struct up__sched *sched;             /* atomic load by senders */
 	uint8_t nmb;                         /* mailboxes (constant while alive) */
-	uint8_t named;                       /* atomic: in the registry (signal.c) */
+	uint8_t named;                       /* atomic: in the registry (signals.c) */
 	struct up__pair inbox[UP_MAX_MAILBOXES];
 
 	/* ---- private: the owning scheduler only; first line hot ---- */

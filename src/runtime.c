@@ -182,6 +182,8 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 		goto out_mem;
 	if ((r = make_schedulers()) != 0)
 		goto out_regions;
+	if ((r = up__crash_install()) != 0)
+		goto out_regions;
 	int started = 0;
 	for (; started < up__rt.nsched; started++)
 		if ((r = up__sched_start(up__rt.sched[started])) != 0)
@@ -201,6 +203,7 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 	__atomic_store_n(&up__rt.started, 0, __ATOMIC_RELEASE);
 	for (int i = 0; i < up__rt.nsched; i++)
 		up__sched_cleanup(up__rt.sched[i]);
+	up__crash_uninstall();
 out_regions:
 	free_schedulers();
 	up__regions_fini();

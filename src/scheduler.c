@@ -396,6 +396,8 @@ static int thread_init(struct up__sched *s)
 	if (s->efd < 0)
 		return -errno;
 	s->msgs.node = s->node;
+	if ((r = up__crash_thread_init(&s->alt_stack)) != 0)
+		return r;
 	return up__region_cache_init(&s->regions, s->node, up__rt.warm_regions);
 }
 
@@ -412,6 +414,8 @@ static void *thread_main(void *arg)
 		if (!up__rt.init_err)
 			loop(s);
 	}
+	up__crash_thread_fini(s->alt_stack);
+	s->alt_stack = NULL;
 	/* The ring is this thread's (SINGLE_ISSUER): close it here. */
 	if (s->ring_ok) {
 		io_uring_queue_exit(&s->ring);

@@ -65,6 +65,7 @@ struct up__sched {
 	struct up__sched_stats stats;
 	pthread_t thread;
 	int thread_started;
+	void *alt_stack;                  /* for the SIGSEGV handler (crash.c) */
 
 	/* ---- shared ---- */
 	struct up__msg *remote_head __attribute__((aligned(UP_CACHELINE))); /* atomic */
@@ -135,6 +136,12 @@ static inline void up__charge(struct up__sched *s, int n)
 
 int up__sched_start(struct up__sched *s) UP_INTERNAL;
 void up__sched_join(struct up__sched *s) UP_INTERNAL;
+/* crash.c */
+int up__crash_install(void) UP_INTERNAL;
+void up__crash_uninstall(void) UP_INTERNAL;
+int up__crash_thread_init(void **alt) UP_INTERNAL;
+void up__crash_thread_fini(void *alt) UP_INTERNAL;
+
 /* Wake a sleeping scheduler (any thread). */
 void up__sched_kick(struct up__sched *s) UP_INTERNAL;
 /* After every scheduler has stopped: free what is left on s. */

@@ -1,5 +1,5 @@
 /*
- * signal.h - links, monitors and exit signals (OTP semantics).
+ * signals.h - links, monitors and exit signals (OTP semantics).
  *
  * Signals travel as message nodes of signal kinds through the receiver's
  * mailbox 0 (its inbox from other threads, its private queue from its own

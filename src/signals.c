@@ -1,6 +1,6 @@
 /*
- * signal.c - exit signals, links, monitors, trap_exit, the name registry
- * and call/reply (see signal.h for how signals travel).
+ * signals.c - exit signals, links, monitors, trap_exit, the name registry
+ * and call/reply (see signals.h for how signals travel).
  *
  * OTP rules kept here: an exit signal `kill` cannot be trapped and ends
  * the receiver with `killed`; a trapping process receives other exit
