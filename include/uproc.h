@@ -426,6 +426,66 @@ up_term up_term_decode(const void *buf, size_t len, size_t *used);
 long up_heap_mark(void);
 int up_heap_reset(long mark);
 
+/* ---------------------------------------------------------- supervisors */
+
+/*
+ * Supervisors (OTP's supervisor behaviour).  A supervisor is a process that
+ * traps exits, starts its children linked to it, in order, and restarts
+ * them by strategy when they exit:
+ *   UP_ONE_FOR_ONE   only the child that exited;
+ *   UP_ONE_FOR_ALL   all children (the others stopped in reverse start
+ *                    order first, then all started again in order);
+ *   UP_REST_FOR_ONE  the child and those started after it.
+ * Restart types: UP_PERMANENT always, UP_TRANSIENT only after an abnormal
+ * exit (not normal, shutdown or {shutdown, _}), UP_TEMPORARY never.  More
+ * than `intensity` restarts within `period_ns` and the supervisor stops its
+ * children and exits with reason shutdown (its own supervisor decides).
+ * Stopping a child: exit signal shutdown, then kill after shutdown_ns
+ * (UP_BRUTAL_KILL: kill at once; UP_INFINITY: wait, for child supervisors).
+ * A supervisor stops (its exit signal shutdown, or up_supervisor_stop) by
+ * stopping its children in reverse start order.  Supervisors nest: a child
+ * whose start is up_supervisor_main with a struct up_sup_spec * as arg.
+ */
+enum up_restart { UP_PERMANENT = 0, UP_TRANSIENT, UP_TEMPORARY };
+enum up_strategy { UP_ONE_FOR_ONE = 0, UP_ONE_FOR_ALL, UP_REST_FOR_ONE };
+#define UP_BRUTAL_KILL ((int64_t)0)
+
+struct up_child_spec {
+	up_term id;            /* an atom, unique among the siblings */
+	up_fn start;           /* the child's body, spawned linked to the supervisor */
+	void *arg;             /* (must outlive the supervisor: restarts reuse it) */
+	enum up_restart restart;
+	int64_t shutdown_ns;   /* UP_BRUTAL_KILL, a time, or UP_INFINITY */
+};
+
+struct up_sup_spec {
+	enum up_strategy strategy;
+	unsigned intensity;    /* restarts allowed ... (default 0: no restart) */
+	int64_t period_ns;     /* ... within this period (> 0) */
+	size_t nchildren;
+	const struct up_child_spec *children;  /* copied by the supervisor */
+};
+
+/*
+ * up_supervisor_start - start a supervisor for spec, linked to the calling
+ * process, and return when all its children have been started: the
+ * supervisor's pid, or -EINVAL (bad spec: no period, duplicate or non-atom
+ * ids, NULL start), -EPERM outside a process, -ENOMEM, -ECHILD (a child
+ * could not be started; the supervisor has stopped).
+ */
+up_pid up_supervisor_start(const struct up_sup_spec *spec);
+/* The supervisor's body, for a child spec that is itself a supervisor (arg:
+ * a const struct up_sup_spec *, which must outlive it). */
+void up_supervisor_main(void *spec);
+/* The current pid of child `id` of supervisor sup (an up_call): > 0, or
+ * -ESRCH (no such child, or not running), -ETIMEDOUT, -EPERM. */
+up_pid up_supervisor_child(up_pid sup, up_term id, int64_t timeout_ns);
+/* Number of restarts the supervisor has made (an up_call), or an error. */
+long up_supervisor_restarts(up_pid sup, int64_t timeout_ns);
+/* Stop sup (children in reverse start order) and wait for its exit:
+ * 0, -ESRCH, -ETIMEDOUT, -EPERM. */
+int up_supervisor_stop(up_pid sup, int64_t timeout_ns);
+
 /* ------------------------------------------------------------- messages */
 
 /* A received message (filled by the up_recv family). */
