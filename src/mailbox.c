@@ -108,26 +108,13 @@ void up__mailbox_drain(struct up__proc *p, unsigned mb)
 	drain(p, mb);
 }
 
-/* Deliver m to mailbox mb of p (pid).  0 or -ESRCH (m is then freed). */
-static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
-		   unsigned mb, struct up__msg *m)
+/* Deliver m to mailbox mb of p (pid) on another thread: push onto its inbox.
+ * 0, -ESRCH or -ENOMEM (m is then freed). */
+static __attribute__((noinline)) int deliver_remote(struct up__sched *self, struct up__proc *p,
+						    up_pid pid, unsigned mb, struct up__msg *m)
 {
 	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_RELAXED);
 	struct up__msg_cache *c = self ? &self->msgs : NULL;
-
-	if (t == self) {
-		/* p's private part is this thread's; p cannot exit under us. */
-		drain(p, mb);
-		arrive(self, p, mb, m);
-		if (p->state == UP__P_WAITING)
-			up__sched_make_runnable(self, p);
-		/* Send punishment (as BEAM's): a sender filling a long queue
-		 * pays more, so the receiver gets the CPU sooner and queues
-		 * stay short (and their nodes cached). */
-		if (up_unlikely(p->queue[mb].len > QUEUE_PUNISH))
-			self->budget -= (int)(p->queue[mb].len / QUEUE_PUNISH);
-		return 0;
-	}
 
 	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
 	struct up__msg *wake = NULL;
@@ -163,6 +150,30 @@ static int deliver(struct up__sched *self, struct up__proc *p, up_pid pid,
 		up__msg_free(c, wake);
 	}
 	return 0;
+}
+
+/* Deliver m to mailbox mb of p (pid).  0 or -ESRCH/-ENOMEM (m is then
+ * freed).  The same-scheduler path is the hot one: no atomic at all. */
+static inline __attribute__((always_inline)) int deliver(struct up__sched *self, struct up__proc *p,
+							  up_pid pid, unsigned mb, struct up__msg *m)
+{
+	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_RELAXED);
+
+	if (t == self) {
+		/* p's private part is this thread's; p cannot exit under us. */
+		drain(p, mb);
+		arrive(self, p, mb, m);
+		if (p->state == UP__P_WAITING)
+			up__sched_make_runnable(self, p);
+		/* Send punishment (as BEAM's): a sender filling a long queue
+		 * pays more, so the receiver gets the CPU sooner and queues
+		 * stay short (and their nodes cached). */
+		if (up_unlikely(p->queue[mb].len > QUEUE_PUNISH))
+			self->budget -= (int)(p->queue[mb].len / QUEUE_PUNISH);
+		return 0;
+	}
+
+	return deliver_remote(self, p, pid, mb, m);
 }
 
 /* Validate pid and mailbox for a send: the receiver's block, or NULL with
@@ -311,8 +322,8 @@ static void park(struct up__proc *p, unsigned mask)
 
 /* Unlink node m (whose predecessor is prev, NULL for the head) from queue
  * mb and hand it to *out. */
-static void take(struct up__sched *s, struct up__proc *p, unsigned mb, struct up__msg *prev,
-		 struct up__msg *m, struct up_msg *out)
+static inline void take(struct up__sched *s, struct up__proc *p, unsigned mb, struct up__msg *prev,
+			struct up__msg *m, struct up_msg *out)
 {
 	if (prev)
 		prev->next = m->next;
@@ -359,6 +370,34 @@ static inline void view(const struct up__msg *m, unsigned mb, struct up_msg *v)
 	v->term = v->kind == UP_MSG_TERM ? m->word : 0;
 }
 
+/* Park until the next message, or -ETIMEDOUT (deadline set on first use). */
+static int wait_more(struct up__sched *s, struct up__proc *p, unsigned mask, int64_t timeout_ns,
+		     int64_t *deadline)
+{
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
+	if (timeout_ns > 0) {
+		if (!*deadline)
+			*deadline = up__now_ns() + timeout_ns;
+		if (p->timed_out || up__now_ns() >= *deadline)
+			return -ETIMEDOUT;
+		if (!p->timer_idx) {
+			p->deadline = *deadline;
+			if (up__timer_add(&s->timers, p) != 0)
+				return -ENOMEM;
+		}
+	}
+	park(p, mask);
+	return 0;
+}
+
+static inline void receive_done(struct up__sched *s, struct up__proc *p)
+{
+	p->timed_out = 0;
+	if (up_unlikely(p->timer_idx))
+		up__timer_remove(&s->timers, p);
+}
+
 /*
  * The receive loop.  Without match: the head of the first non-empty awaited
  * mailbox in priority order.  With match: the first node that matches,
@@ -378,8 +417,9 @@ static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *o
 	int64_t deadline = 0;
 	int r;
 
-	for (unsigned i = 0; i < p->nmb; i++)
-		seen[i] = flags & UP_RECV_AFTER_MARK ? p->mark[i] : NULL;
+	if (match)
+		for (unsigned i = 0; i < p->nmb; i++)
+			seen[i] = flags & UP_RECV_AFTER_MARK ? p->mark[i] : NULL;
 	up__charge(s, 1);
 	for (;;) {
 		for (unsigned i = 0; i < p->nmb; i++) {
@@ -410,37 +450,53 @@ static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *o
 			}
 			seen[mb] = prev;
 		}
-		if (timeout_ns == 0) {
-			r = -ETIMEDOUT;
+		if ((r = wait_more(s, p, mask, timeout_ns, &deadline)) != 0)
 			goto out;
-		}
-		if (timeout_ns > 0) {
-			if (!deadline)
-				deadline = up__now_ns() + timeout_ns;
-			if (p->timed_out || up__now_ns() >= deadline) {
-				r = -ETIMEDOUT;
-				goto out;
-			}
-			if (!p->timer_idx) {
-				p->deadline = deadline;
-				if (up__timer_add(&s->timers, p) != 0) {
-					r = -ENOMEM;
-					goto out;
-				}
-			}
-		}
-		park(p, mask);
 	}
 out:
-	p->timed_out = 0;
-	if (p->timer_idx)
-		up__timer_remove(&s->timers, p);
+	receive_done(s, p);
 	return r;
+}
+
+/* The plain receive: the oldest message of the highest-priority non-empty
+ * mailbox of mask. */
+static int receive_plain(unsigned mask, struct up_msg *out, int64_t timeout_ns)
+{
+	struct up__proc *p = current();
+	if (!p)
+		return -EPERM;
+	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY))
+		return -EINVAL;
+	struct up__sched *s = up__self_sched;
+	int64_t deadline = 0;
+	int r;
+
+	up__charge(s, 1);
+	for (;;) {
+		for (unsigned i = 0; i < p->nmb; i++) {
+			unsigned mb = p->order[i];
+			if (!(mask & (1u << mb)))
+				continue;
+			drain(p, mb);
+			if (up_unlikely(p->killed)) /* an exit signal just arrived */
+				up__sched_leave_dead(p);
+			struct up__msg *m = p->queue[mb].head;
+			if (m) {
+				take(s, p, mb, NULL, m, out);
+				receive_done(s, p);
+				return 0;
+			}
+		}
+		if ((r = wait_more(s, p, mask, timeout_ns, &deadline)) != 0) {
+			receive_done(s, p);
+			return r;
+		}
+	}
 }
 
 int up_recv(struct up_msg *msg, int64_t timeout_ns)
 {
-	return receive(~0u, NULL, NULL, msg, timeout_ns, 0);
+	return receive_plain(~0u, msg, timeout_ns);
 }
 
 int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns)
@@ -450,7 +506,7 @@ int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns)
 		return -EPERM;
 	if (mailbox >= p->nmb)
 		return -EINVAL;
-	return receive(1u << mailbox, NULL, NULL, msg, timeout_ns, 0);
+	return receive_plain(1u << mailbox, msg, timeout_ns);
 }
 
 int up_recv_match(up_match_fn match, void *arg, struct up_msg *msg, int64_t timeout_ns,
