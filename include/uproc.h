@@ -393,10 +393,11 @@ int up_equal(up_term a, up_term b);
 /* A hash consistent with up_equal. */
 uint64_t up_hash(up_term t);
 /*
- * Print t in Erlang syntax (as io:format's ~w: {ok,<0.12.0>,[1,2,3],<<"abc">>})
- * into buf, NUL-terminated and truncated to size like snprintf.  Returns the
- * length the whole text needs, or -EINVAL for a bad term or buf NULL with
- * size > 0.
+ * Print t in Erlang syntax into buf, NUL-terminated and truncated to size
+ * like snprintf: as io:format's ~tw (floats, atom quoting and escapes
+ * exactly as Erlang's), except that a printable binary prints as a string,
+ * ~p's way: {ok,<0.12.0>,[1,2,3],<<"abc">>}.  Returns the length the whole
+ * text needs, or -EINVAL for a bad term or buf NULL with size > 0.
  */
 long up_term_format(up_term t, char *buf, size_t size);
 
@@ -409,11 +410,14 @@ long up_term_format(up_term t, char *buf, size_t size);
  * or -EINVAL for a bad term or buf NULL with size > 0.
  *
  * up_term_decode builds the term encoded in buf[0..len) in the calling
- * process's heap; *used (if not NULL) gets the bytes consumed.  Untrusted
- * input is safe: a malformed, truncated or unsupported encoding gives a bad
- * term with -EINVAL, a size field larger than the input or than
- * UP_DECODE_MAX gives -EMSGSIZE; it never reads past len nor allocates more
- * than the input can justify.  -EPERM outside a process.
+ * process's heap; *used (if not NULL) gets the bytes consumed (with used
+ * NULL, bytes after the term are -EINVAL, as binary_to_term).  Untrusted
+ * input is safe: a malformed, truncated or unsupported encoding (maps,
+ * compressed terms, nesting deeper than 10,000) gives a bad term with
+ * -EINVAL, an integer beyond 64 bits -ERANGE, a size field larger than the
+ * input or than UP_DECODE_MAX -EMSGSIZE, a full atom table -ENOSPC; it
+ * never reads past len nor allocates more than the input can justify.
+ * -EPERM outside a process.
  */
 #define UP_DECODE_MAX ((size_t)1 << 30)
 long up_term_encode(up_term t, void *buf, size_t size);

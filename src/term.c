@@ -545,13 +545,49 @@ static void put_fmt(struct out *o, const char *fmt, ...)
 	put_bytes(o, tmp, (size_t)n);
 }
 
+/* Erlang's reserved words: atoms spelled like them are quoted. */
+static int reserved(const char *n, size_t len)
+{
+	static const char *const w[] = {
+		"after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr",
+		"bxor", "case", "catch", "cond", "div", "end", "fun", "if", "let", "not",
+		"of", "or", "orelse", "receive", "rem", "try", "when", "xor",
+	};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		if (strlen(w[i]) == len && !memcmp(w[i], n, len))
+			return 1;
+	return 0;
+}
+
+/* Next UTF-8 code point of n[*i..len), or -1 if malformed. */
+static long utf8_next(const unsigned char *n, size_t len, size_t *i)
+{
+	unsigned c = n[*i];
+	int extra = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+	if (extra < 0 || *i + (size_t)extra >= len + (extra ? 0 : 1))
+		return -1;
+	long cp = extra ? c & (0x3f >> extra) : c;
+	for (int k = 1; k <= extra; k++) {
+		if ((n[*i + k] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (n[*i + k] & 0x3f);
+	}
+	*i += 1 + (size_t)extra;
+	return cp;
+}
+
+/* As io_lib: unquoted when it starts with a lowercase (Latin-1) letter and
+ * goes on with letters, digits, _ and @, and is no reserved word. */
 static void put_atom(struct out *o, const char *n, size_t len)
 {
-	int plain = len > 0 && n[0] >= 'a' && n[0] <= 'z';
-	for (size_t i = 0; plain && i < len; i++) {
-		char c = n[i];
-		plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			(c >= '0' && c <= '9') || c == '_' || c == '@';
+	const unsigned char *u = (const unsigned char *)n;
+	int plain = len > 0 && !reserved(n, len);
+	for (size_t i = 0, first = 1; plain && i < len; first = 0) {
+		long c = utf8_next(u, len, &i);
+		int lower = (c >= 'a' && c <= 'z') || (c >= 0xdf && c <= 0xff && c != 0xf7);
+		int other = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '@' ||
+			    (c >= 0xc0 && c <= 0xde && c != 0xd7);
+		plain = first ? lower : lower || other;
 	}
 	if (plain) {
 		put_bytes(o, n, len);
@@ -559,33 +595,94 @@ static void put_atom(struct out *o, const char *n, size_t len)
 	}
 	put_bytes(o, "'", 1);
 	for (size_t i = 0; i < len; i++) {
-		if (n[i] == '\'' || n[i] == '\\')
+		unsigned char c = u[i];
+		static const char esc[] = "\bb\tt\nn\vv\ff\rr\x1b" "e\x7f" "d";
+		const char *e = c < 0x20 || c == 0x7f ? strchr(esc, c) : NULL;
+		if (c == '\'' || c == '\\') {
 			put_bytes(o, "\\", 1);
-		put_bytes(o, &n[i], 1);
+			put_bytes(o, (const char *)&c, 1);
+		} else if (e && c) {
+			put_bytes(o, "\\", 1);
+			put_bytes(o, e + 1, 1);
+		} else if (c < 0x20) {
+			put_fmt(o, "\\^%c", c + 64);
+		} else {
+			put_bytes(o, (const char *)&c, 1);
+		}
 	}
 	put_bytes(o, "'", 1);
 }
 
-/* Shortest text that reads back as the same double, Erlang style. */
+static int decimal_len(long v)
+{
+	char t[24];
+	return snprintf(t, sizeof(t), "%ld", v);
+}
+
+/*
+ * Erlang's shape (io_lib_format): the shortest digits S that read back as
+ * the same double, value 0.S x 10^Place; written plain or with an exponent,
+ * whichever is shorter (plain on a tie): 10.0, 120.0, 1.0e3, 0.001, 1.0e-5.
+ */
 static void put_float(struct out *o, double v)
 {
-	char tmp[40];
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+	char tmp[40], digits[24];
+	if (!isfinite(v)) { /* not a term Erlang can make; print C's */
+		put_fmt(o, "%g", v);
+		return;
+	}
+	if (v == 0) {
+		put_str(o, signbit(v) ? "-0.0" : "0.0");
+		return;
+	}
+	int prec;
+	for (prec = 1; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
 		if (strtod(tmp, NULL) == v)
 			break;
 	}
-	/* Erlang's shape: a fraction always (1.0, 1.0e10), the exponent
-	 * without '+' or leading zeros (1.0e-5). */
-	char *e = strchr(tmp, 'e');
-	int exp = e ? atoi(e + 1) : 0;
-	if (e)
-		*e = 0;
-	if (!strchr(tmp, '.') && isfinite(v))
-		strcat(tmp, ".0");
-	put_str(o, tmp);
-	if (e)
-		put_fmt(o, "e%d", exp);
+	/* tmp: [-]d[.ddd]e[+-]X */
+	const char *p = tmp;
+	if (*p == '-') {
+		put_str(o, "-");
+		p++;
+	}
+	size_t L = 0;
+	for (; *p && *p != 'e'; p++)
+		if (*p != '.')
+			digits[L++] = *p;
+	while (L > 1 && digits[L - 1] == '0')
+		L--;
+	digits[L] = 0;
+	long place = strtol(p + 1, NULL, 10) + 1;
+	long expcost = decimal_len(place - 1) + 1 + (L == 1 ? 2 : 1);
+	int plain;
+	if (place >= (long)L)
+		plain = place - (long)L + 2 <= expcost;
+	else if (place <= 0)
+		plain = 2 - place <= expcost;
+	else
+		plain = 1;
+	if (!plain) {
+		put_bytes(o, digits, 1);
+		put_str(o, ".");
+		put_str(o, L > 1 ? digits + 1 : "0");
+		put_fmt(o, "e%ld", place - 1);
+	} else if (place >= (long)L) {
+		put_str(o, digits);
+		for (long i = 0; i < place - (long)L; i++)
+			put_str(o, "0");
+		put_str(o, ".0");
+	} else if (place <= 0) {
+		put_str(o, "0.");
+		for (long i = 0; i < -place; i++)
+			put_str(o, "0");
+		put_str(o, digits);
+	} else {
+		put_bytes(o, digits, (size_t)place);
+		put_str(o, ".");
+		put_str(o, digits + place);
+	}
 }
 
 /* Print one term whose children are pushed (with the punctuation between
