@@ -78,8 +78,10 @@ struct up_run_opts {
 	/* Microseconds an idle scheduler spins before it sleeps in the kernel
 	 * (default 50; UP_NO_SPIN for none). */
 	unsigned spin_us;
-	/* Free process regions a scheduler keeps warm (stack page resident)
-	 * before returning their memory to the kernel (default 1024). */
+	/* Free process regions a scheduler keeps warm (the pages their last
+	 * process touched stay resident, but for the stack of one that
+	 * overflowed it) before returning their memory to the kernel (default
+	 * 1024). */
 	unsigned warm_regions;
 	/* Largest message copy up_send accepts, in bytes (default 64 MiB;
 	 * at most 1 GiB). */
@@ -204,7 +206,8 @@ int up_yield(void);
  *  - To another process (from any thread) it sends an exit signal, with
  *    OTP's rules: UP_KILL ends the process with reason `killed`, trapping
  *    or not; a process that traps exits receives {'EXIT', Sender, Reason}
- *    (Sender: the calling process, or 0 from a thread that is not one);
+ *    (Sender: the calling process's pid, or the atom `undefined` from a
+ *    thread that is not one);
  *    otherwise UP_NORMAL does nothing and any other reason ends it.  A
  *    process to be ended dies at once if it is parked (in a receive, a
  *    sleep, or I/O, whose requests are cancelled), else at its next switch.

@@ -17,7 +17,9 @@ enum { EMPTY = 0, FULL, GONE };
 struct ent {
 	uint64_t hash;
 	up_term key, value;
-	uint64_t state;
+	uint32_t state;
+	uint32_t kbytes, vbytes;   /* side allocation sizes of the copies */
+	uint32_t pad;
 };
 
 struct up__dict {
@@ -31,16 +33,41 @@ static inline struct up__proc *current(void)
 	return s ? s->current : NULL;
 }
 
-/* A copy of t in p's heap, or a bad term. */
-static up_term keep(struct up__proc *p, up_term t)
+/* A copy of t in a side allocation (*bytes its size, 0 for an
+ * immediate), or a bad term. */
+static up_term keep(struct up__proc *p, up_term t, uint32_t *bytes)
 {
-	int64_t words = up__term_words(t, (uint64_t)1 << 40);
+	int64_t words = up__term_words(t, (uint64_t)1 << 28);
+	*bytes = 0;
 	if (words < 0)
 		return up__mkbad((int)words);
 	if (words == 0)
 		return t;
-	uint64_t *buf = up__heap_alloc(p, (size_t)words * 8);
-	return buf ? up__term_copy(t, buf) : up__mkbad(-ENOMEM);
+	uint64_t *buf = up__side_alloc(p, (size_t)words * 8);
+	if (!buf)
+		return up__mkbad(-ENOMEM);
+	*bytes = (uint32_t)(words * 8);
+	return up__term_copy(t, buf);
+}
+
+static void drop(struct up__proc *p, up_term t, uint32_t bytes)
+{
+	if (bytes)
+		up__side_free(p, up__box(t), bytes);
+}
+
+void up__dict_free(struct up__proc *p)
+{
+	struct up__dict *d = p->dict;
+	if (!d)
+		return;
+	for (uint64_t i = 0; i < d->cap; i++)
+		if (d->e[i].state == FULL) {
+			drop(p, d->e[i].key, d->e[i].kbytes);
+			drop(p, d->e[i].value, d->e[i].vbytes);
+		}
+	up__side_free(p, d, sizeof(*d) + d->cap * sizeof(struct ent));
+	p->dict = NULL;
 }
 
 static struct ent *find(struct up__dict *d, up_term key, uint64_t h)
@@ -62,7 +89,7 @@ static int grow(struct up__proc *p)
 	uint64_t cap = old ? old->cap * 2 : 16;
 	if (old && old->n * 4 < old->cap)
 		cap = old->cap; /* mostly tombstones: rebuild at the same size */
-	struct up__dict *d = up__heap_alloc(p, sizeof(*d) + cap * sizeof(struct ent));
+	struct up__dict *d = up__side_alloc(p, sizeof(*d) + cap * sizeof(struct ent));
 	if (!d)
 		return -ENOMEM;
 	memset(d, 0, sizeof(*d) + cap * sizeof(struct ent));
@@ -78,6 +105,8 @@ static int grow(struct up__proc *p)
 		d->n++;
 		d->used++;
 	}
+	if (old)
+		up__side_free(p, old, sizeof(*old) + old->cap * sizeof(struct ent));
 	p->dict = d;
 	return 0;
 }
@@ -91,25 +120,33 @@ int up_put(up_term key, up_term value)
 		return -EINVAL;
 	uint64_t h = up_hash(key);
 	struct ent *e = find(p->dict, key, h);
-	up_term v = keep(p, value);
+	uint32_t vbytes, kbytes;
+	up_term v = keep(p, value, &vbytes);
 	if (up__is_bad(v))
 		return up_term_error(v);
 	if (e) {
+		drop(p, e->value, e->vbytes);
 		e->value = v;
+		e->vbytes = vbytes;
 		return 0;
 	}
-	if ((!p->dict || (p->dict->used + 1) * 4 > p->dict->cap * 3) && grow(p) != 0)
+	if ((!p->dict || (p->dict->used + 1) * 4 > p->dict->cap * 3) && grow(p) != 0) {
+		drop(p, v, vbytes);
 		return -ENOMEM;
-	up_term k = keep(p, key);
-	if (up__is_bad(k))
+	}
+	up_term k = keep(p, key, &kbytes);
+	if (up__is_bad(k)) {
+		drop(p, v, vbytes);
 		return up_term_error(k);
+	}
 	struct up__dict *d = p->dict;
 	uint64_t i = h & (d->cap - 1);
 	while (d->e[i].state == FULL)
 		i = (i + 1) & (d->cap - 1);
 	if (d->e[i].state == EMPTY)
 		d->used++;
-	d->e[i] = (struct ent){ h, k, v, FULL };
+	d->e[i] = (struct ent){ .hash = h, .key = k, .value = v, .state = FULL,
+				.kbytes = kbytes, .vbytes = vbytes };
 	d->n++;
 	return 0;
 }
@@ -138,6 +175,8 @@ int up_erase(up_term key)
 	struct ent *e = find(p->dict, key, up_hash(key));
 	if (!e)
 		return -ENOENT;
+	drop(p, e->key, e->kbytes);
+	drop(p, e->value, e->vbytes);
 	e->state = GONE;
 	p->dict->n--;
 	return 0;

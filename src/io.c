@@ -247,18 +247,8 @@ int up_io_own(int fd)
 	for (uint32_t i = 0; i < p->io.nowned; i++)
 		if (p->io.owned[i] == fd)
 			return -EEXIST;
-	if (p->io.nowned == p->io.cap_owned) {
-		/* The list lives in the process's heap (bump: the old one is
-		 * abandoned, freed with the process). */
-		uint32_t cap = p->io.cap_owned ? p->io.cap_owned * 2 : 8;
-		int *n = up_alloc(cap * sizeof(int));
-		if (!n)
-			return -ENOMEM;
-		if (p->io.nowned)
-			memcpy(n, p->io.owned, p->io.nowned * sizeof(int));
-		p->io.owned = n;
-		p->io.cap_owned = cap;
-	}
+	if (up__side_grow(p, (void **)&p->io.owned, p->io.nowned, &p->io.cap_owned, sizeof(int)))
+		return -ENOMEM;
 	p->io.owned[p->io.nowned++] = fd;
 	return 0;
 }
@@ -317,16 +307,17 @@ int up_sleep(int64_t ns)
 static void acc_push(struct up__proc *p, struct up__accept *a, int fd)
 {
 	if (a->n == a->cap) {
-		/* Grow in p's heap (the old ring is abandoned).  Not up_alloc:
-		 * completions are dispatched while another process runs. */
+		/* Grow, keeping the ring's order (completions are dispatched
+		 * on the owner thread, so this is a side allocation of it). */
 		unsigned cap = a->cap * 2;
-		int *q = up__heap_alloc(p, cap * sizeof(int));
+		int *q = up__side_alloc(p, cap * sizeof(int));
 		if (!q) {
 			close(fd); /* cannot keep it: the client sees a reset */
 			return;
 		}
 		for (unsigned i = 0; i < a->n; i++)
 			q[i] = a->q[(a->head + i) % a->cap];
+		up__side_free(p, a->q, a->cap * sizeof(int));
 		a->q = q;
 		a->head = 0;
 		a->cap = cap;
@@ -363,10 +354,15 @@ int up_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t time
 	struct up__sched *s = up__self_sched;
 	struct up__accept *a = p->io.acc;
 	if (!a) {
-		a = up_alloc(sizeof(*a));
-		int *q = up_alloc(ACCEPT_QUEUE * sizeof(int));
-		if (!a || !q)
+		a = up__side_alloc(p, sizeof(*a));
+		int *q = up__side_alloc(p, ACCEPT_QUEUE * sizeof(int));
+		if (!a || !q) {
+			if (a)
+				up__side_free(p, a, sizeof(*a));
+			if (q)
+				up__side_free(p, q, ACCEPT_QUEUE * sizeof(int));
 			return -ENOMEM;
+		}
 		memset(a, 0, sizeof(*a));
 		a->fd = -1;
 		a->q = q;
@@ -491,6 +487,20 @@ void up__io_poll(struct up__sched *s)
 		io_uring_submit_and_get_events(&s->ring);
 		up__io_reap(s);
 	}
+}
+
+void up__io_free(struct up__proc *p)
+{
+	if (p->io.owned)
+		up__side_free(p, p->io.owned, p->io.cap_owned * sizeof(int));
+	struct up__accept *a = p->io.acc;
+	if (a) {
+		up__side_free(p, a->q, a->cap * sizeof(int));
+		up__side_free(p, a, sizeof(*a));
+	}
+	p->io.owned = NULL;
+	p->io.acc = NULL;
+	p->io.nowned = p->io.cap_owned = 0;
 }
 
 int up__io_exit(struct up__sched *s, struct up__proc *p)

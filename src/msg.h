@@ -27,6 +27,8 @@ enum {
 	UP__MSG_SIG_UNLINK,
 	UP__MSG_SIG_MONITOR,
 	UP__MSG_SIG_DEMONITOR,
+	UP__MSG_SIG_LINK_EXIT, /* EXIT of a linked process's death: unlinks too */
+	UP__MSG_SIG_DOWN,      /* a monitor fired: becomes the DOWN message */
 };
 
 struct up__msg {

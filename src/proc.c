@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "fiber.h"
+#include "node_mem.h"
 #include "region.h"
 #include "runtime.h"
 #include "scheduler.h"
@@ -198,9 +199,10 @@ void up__proc_main(void *pcb)
 {
 	struct up__proc *p = pcb;
 	up__sched_entered();
-	if (!p->killed)
+	if (!p->killed) {  /* killed before it ran: keep the signal's reason */
 		p->fn(p->arg);
-	p->exit_reason = 0;
+		p->exit_reason = UP_NORMAL;
+	}
 	up__sched_leave_dead(p);
 }
 
@@ -332,15 +334,17 @@ int up_heap_reset(long mark)
 	struct up__proc *p = current();
 	if (!p)
 		return -EPERM;
-	char *m = (char *)(uintptr_t)mark;
-	/* Find the region holding the mark: the newest mapping first. */
+	uintptr_t m_addr = (uintptr_t)mark;
+	char *m = (char *)m_addr;
+	/* Find the region holding the mark: the newest mapping first.  The
+	 * check is on integers: a bogus mark must not be pointer arithmetic. */
 	struct up__heap_map *keep = p->heap_maps;
 	char *base = up__slot_base(p->slot);
 	for (;;) {
-		char *lo = keep ? (char *)keep : base;
-		char *hi = keep ? (char *)keep + keep->size : base + up__regions.layout.heap_size;
-		char *cur = keep == p->heap_maps ? p->heap_cur : hi;
-		if (m >= lo && m + sizeof(struct mark) <= cur)
+		uintptr_t lo = (uintptr_t)(keep ? (char *)keep : base);
+		uintptr_t hi = (uintptr_t)(keep ? (char *)keep + keep->size : base + up__regions.layout.heap_size);
+		uintptr_t cur = keep == p->heap_maps ? (uintptr_t)p->heap_cur : hi;
+		if (m_addr >= lo && m_addr <= cur && cur - m_addr >= sizeof(struct mark))
 			break;
 		if (!keep)
 			return -EINVAL;
@@ -357,6 +361,39 @@ int up_heap_reset(long mark)
 	((struct mark *)m)->magic = 0;
 	p->heap_cur = m;
 	p->heap_end = keep ? (char *)keep + keep->size : base + up__regions.layout.heap_size;
+	return 0;
+}
+
+void *up__side_alloc(struct up__proc *p, size_t size)
+{
+	if (p->heap_limit && p->heap_used + size > p->heap_limit)
+		return NULL;
+	void *b = up__local_alloc(size);
+	if (b)
+		p->heap_used += size;
+	return b;
+}
+
+void up__side_free(struct up__proc *p, void *b, size_t size)
+{
+	up__node_free(b, size);
+	p->heap_used -= size;
+}
+
+int up__side_grow(struct up__proc *p, void **a, uint32_t n, uint32_t *cap, size_t elem)
+{
+	if (n < *cap)
+		return 0;
+	uint32_t c = *cap ? *cap * 2 : 4;
+	void *b = up__side_alloc(p, c * elem);
+	if (!b)
+		return -ENOMEM;
+	if (n)
+		memcpy(b, *a, n * elem);
+	if (*a)
+		up__side_free(p, *a, *cap * elem);
+	*a = b;
+	*cap = c;
 	return 0;
 }
 
@@ -405,6 +442,9 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 
 void up__proc_release(struct up__sched *s, struct up__proc *p)
 {
+	up__signal_free(p);
+	up__dict_free(p);
+	up__io_free(p);
 	size_t heap_dirty = p->heap_maps ? p->heap_slot_used
 					 : (size_t)(p->heap_cur - up__slot_base(p->slot));
 	while (p->heap_maps) {
@@ -415,6 +455,11 @@ void up__proc_release(struct up__sched *s, struct up__proc *p)
 	up__fiber_stack_deregister(p->vg_stack);
 	char *stack_lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
 	up__fiber_stack_reset(stack_lo, (size_t)((char *)p - stack_lo));
+	/* A warm slot keeps the pages its process touched; one that overflowed
+	 * touched them all: give those back (all but the control block's). */
+	if (p->exit_reason == UP_STACK_OVERFLOW)
+		(void)madvise(stack_lo, (size_t)(((uintptr_t)p & ~(UP__PAGE - 1)) - (uintptr_t)stack_lo),
+			      MADV_DONTNEED);
 
 	if (p->all_prev)
 		p->all_prev->all_next = p->all_next;

@@ -107,6 +107,20 @@ _Static_assert(__builtin_offsetof(struct up__proc, inbox) % 16 == 0, "inbox alig
  * its inboxes, free its messages, end its I/O; then release it, or leave it
  * a ZOMBIE until its last completion (io.c releases it). */
 void up__proc_reap(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+/*
+ * Side tables of a process (links, monitors, dictionary, I/O state) live
+ * outside its bump heap, so up_heap_reset can never free them: node-local
+ * blocks of the calling (owner) thread, freed at release or when replaced.
+ * They count against the process's heap_limit like its heap.
+ */
+void *up__side_alloc(struct up__proc *p, size_t size) UP_INTERNAL;
+void up__side_free(struct up__proc *p, void *b, size_t size) UP_INTERNAL;
+/* Grow p's array *a of n elements of size elem to hold one more. */
+int up__side_grow(struct up__proc *p, void **a, uint32_t n, uint32_t *cap, size_t elem) UP_INTERNAL;
+void up__signal_free(struct up__proc *p) UP_INTERNAL;
+void up__dict_free(struct up__proc *p) UP_INTERNAL;
+void up__io_free(struct up__proc *p) UP_INTERNAL;
+
 /* size bytes from p's heap (owner thread; p need not be the caller). */
 void *up__heap_alloc(struct up__proc *p, size_t size) UP_INTERNAL;
 /* Free a dead process's heap and return its slot. */

@@ -77,17 +77,19 @@ static up_term keep(struct up__proc *p, up_term t)
 
 static int grow(struct up__proc *p, void **arr, uint32_t n, uint32_t *cap, size_t elem)
 {
-	if (n < *cap)
-		return 0;
-	uint32_t c = *cap ? *cap * 2 : 4;
-	void *a = up__heap_alloc(p, c * elem);
-	if (!a)
-		return -ENOMEM;
-	if (n)
-		memcpy(a, *arr, n * elem);
-	*arr = a;
-	*cap = c;
-	return 0;
+	return up__side_grow(p, arr, n, cap, elem);
+}
+
+void up__signal_free(struct up__proc *p)
+{
+	struct up__sig *g = &p->sig;
+	if (g->links)
+		up__side_free(p, g->links, g->caplinks * sizeof(up_pid));
+	if (g->in)
+		up__side_free(p, g->in, g->capin * sizeof(struct up__mon));
+	if (g->out)
+		up__side_free(p, g->out, g->capout * sizeof(struct up__mon));
+	memset(g, 0, sizeof(*g));
 }
 
 static int link_find(struct up__sig *g, up_pid pid)
@@ -161,9 +163,10 @@ static int send_down(struct up__sched *s, up_pid to, const uint32_t ids[3], up_p
 	struct tup5 t;
 	uint64_t rw[3];
 	up_term e[5] = { A_DOWN, stack_ref(rw, ids), A_PROCESS, up_pid_term(who), reason };
-	/* A message, sent without charging anyone (this may run while another
-	 * process is current, reaping the dead one). */
-	return up__signal_send(s, to, UP__MSG_TERM, stack_tuple(&t, 5, e));
+	/* A signal that becomes the message, sent without charging anyone
+	 * (this may run while another process is current, reaping the dead
+	 * one). */
+	return up__signal_send(s, to, UP__MSG_SIG_DOWN, stack_tuple(&t, 5, e));
 }
 
 static int send_mon(struct up__sched *s, up_pid to, unsigned kind, up_pid from,
@@ -200,6 +203,17 @@ int up__signal_handle(struct up__sched *s, struct up__proc *p, struct up__msg *m
 	up_term t = m->word;
 
 	switch (m->kind) {
+	case UP__MSG_SIG_LINK_EXIT: {
+		/* The partner died: the link is gone on both sides (OTP). */
+		up_term from;
+		up_pid fpid;
+		if (up_tuple_elem(t, 1, &from) == 0 && up_get_pid(from, &fpid) == 0) {
+			if (link_find(g, fpid) < 0)
+				break; /* unlinked meanwhile: no signal (OTP) */
+			link_del(g, fpid);
+		}
+	}
+		/* fall through */
 	case UP__MSG_SIG_EXIT: {
 		up_term reason = UP_NORMAL;
 		up_tuple_elem(t, 2, &reason);
@@ -230,6 +244,17 @@ int up__signal_handle(struct up__sched *s, struct up__proc *p, struct up__msg *m
 		sig_from(t, ids);
 		mon_del(g->in, &g->nin, ids, NULL);
 		break;
+	case UP__MSG_SIG_DOWN: {
+		/* {'DOWN', Ref, process, Pid, Reason}: the monitor is over; a
+		 * message only if it was still ours (not demonitored meanwhile). */
+		up_term ref;
+		if (up_tuple_elem(t, 1, &ref) == 0 && ref_ids(ref, ids) == 0 &&
+		    mon_del(g->out, &g->nout, ids, NULL)) {
+			m->kind = UP__MSG_TERM;
+			return 1;
+		}
+		break;
+	}
 	default:
 		break;
 	}
@@ -260,17 +285,20 @@ void up__signal_exit(struct up__sched *s, struct up__proc *p, struct up__msg *pe
 		else
 			up__msg_release(s, m);
 	}
+	if (__atomic_load_n(&p->named, __ATOMIC_SEQ_CST))
+		up__registry_drop(p->pid);
 	if (!up__rt_ready())
 		return; /* tear-down after the last run: nobody to tell */
-	for (uint32_t i = 0; i < g->nlinks; i++)
-		send_exit(s, g->links[i], me, reason);
+	for (uint32_t i = 0; i < g->nlinks; i++) {
+		struct tup5 x;
+		up_term e[3] = { A_EXIT, me, reason };
+		up__signal_send(s, g->links[i], UP__MSG_SIG_LINK_EXIT, stack_tuple(&x, 3, e));
+	}
 	for (uint32_t i = 0; i < g->nin; i++)
 		send_down(s, g->in[i].other, g->in[i].ref, p->pid, reason);
 	for (uint32_t i = 0; i < g->nout; i++)
 		send_mon(s, g->out[i].other, UP__MSG_SIG_DEMONITOR, p->pid, g->out[i].ref);
 	g->nlinks = g->nin = g->nout = 0;
-	if (__atomic_load_n(&p->named, __ATOMIC_SEQ_CST))
-		up__registry_drop(p->pid);
 }
 
 /* The spawner's side of UP_SPAWN_LINK / UP_SPAWN_MONITOR, and the child's,
@@ -384,14 +412,19 @@ up_term up_monitor(up_pid pid)
 		return up__mkbad(-ENOMEM);
 	struct up__sched *s = up__self_sched;
 	int r = send_mon(s, pid, UP__MSG_SIG_MONITOR, p->pid, ids);
-	if (r != 0) {
-		mon_del(g->out, &g->nout, ids, NULL);
-		if (r != -ESRCH)
-			return up__mkbad(r);
+	if (r == -ESRCH) {
+		/* Dead: the DOWN (noproc) ends the monitor when it arrives. */
 		send_down(s, p->pid, ids, pid, UP_NOPROC);
+	} else if (r != 0) {
+		mon_del(g->out, &g->nout, ids, NULL);
+		return up__mkbad(r);
 	}
 	return ref;
 }
+
+/* Stop monitor ids; flush its DOWN (only after the mark if after_mark). */
+static int demonitor(struct up__proc *p, up_term ref, const uint32_t ids[3], int flush,
+		     unsigned recv_flags);
 
 static int is_down_of(const struct up_msg *m, void *arg)
 {
@@ -399,6 +432,21 @@ static int is_down_of(const struct up_msg *m, void *arg)
 	return m->kind == UP_MSG_TERM && up_tuple_arity(m->term) == 5 &&
 	       up_tuple_elem(m->term, 0, &tag) == 0 && tag == A_DOWN &&
 	       up_tuple_elem(m->term, 1, &ref) == 0 && up_equal(ref, *(up_term *)arg);
+}
+
+static int demonitor(struct up__proc *p, up_term ref, const uint32_t ids[3], int flush,
+		     unsigned recv_flags)
+{
+	up_pid target;
+	int active = mon_del(p->sig.out, &p->sig.nout, ids, &target);
+	if (active)
+		send_mon(up__self_sched, target, UP__MSG_SIG_DEMONITOR, p->pid, ids);
+	if (flush) {
+		struct up_msg m;
+		while (up_recv_match(is_down_of, &ref, &m, 0, recv_flags) == 0)
+			up_msg_free(&m);
+	}
+	return active;
 }
 
 int up_demonitor(up_term ref, unsigned flags)
@@ -409,16 +457,7 @@ int up_demonitor(up_term ref, unsigned flags)
 	uint32_t ids[3];
 	if (ref_ids(ref, ids) != 0 || (flags & ~UP_DEMONITOR_FLUSH))
 		return -EINVAL;
-	up_pid target;
-	int active = mon_del(p->sig.out, &p->sig.nout, ids, &target);
-	if (active)
-		send_mon(up__self_sched, target, UP__MSG_SIG_DEMONITOR, p->pid, ids);
-	if (flags & UP_DEMONITOR_FLUSH) {
-		struct up_msg m;
-		while (up_recv_match(is_down_of, &ref, &m, 0, 0) == 0)
-			up_msg_free(&m);
-	}
-	return active;
+	return demonitor(p, ref, ids, flags & UP_DEMONITOR_FLUSH, 0);
 }
 
 /* ------------------------------------------------------------ registry */
@@ -557,31 +596,37 @@ int up_call(up_pid server, up_term request, up_term *reply, int64_t timeout_ns)
 	if (!reply || up__is_bad(request) || !up__pid_proc(server) ||
 	    (timeout_ns < 0 && timeout_ns != UP_INFINITY))
 		return -EINVAL;
+	/* Everything the call makes in the heap (its reference) is given back
+	 * at the end; only the reply is kept. */
+	long heap = up_heap_mark();
+	if (heap < 0)
+		return (int)heap;
 	up_recv_mark();
 	up_term ref = up_monitor(server);
-	if (up__is_bad(ref))
+	uint32_t ids[3];
+	if (up__is_bad(ref)) {
+		up_heap_reset(heap);
 		return up_term_error(ref);
+	}
+	ref_ids(ref, ids);
 	struct tup5 from_t, req_t;
 	up_term from[2] = { up_pid_term(p->pid), ref };
 	up_term req[3] = { A_GEN_CALL, stack_tuple(&from_t, 2, from), request };
 	int r = up_send(server, stack_tuple(&req_t, 3, req));
-	if (r != 0 && r != -ESRCH) {
-		up_demonitor(ref, UP_DEMONITOR_FLUSH);
-		return r;
-	}
 	struct up_msg m;
-	r = up_recv_match(is_reply, &ref, &m, timeout_ns, UP_RECV_AFTER_MARK);
-	if (r != 0) {
-		up_demonitor(ref, UP_DEMONITOR_FLUSH);
+	if (r == 0 || r == -ESRCH)
+		r = up_recv_match(is_reply, &ref, &m, timeout_ns, UP_RECV_AFTER_MARK);
+	/* The DOWN of this monitor can only be after the mark: O(1). */
+	int down = r == 0 && up_tuple_arity(m.term) == 5;
+	if (!down)
+		demonitor(p, ref, ids, 1, UP_RECV_AFTER_MARK);
+	up_heap_reset(heap);
+	if (r != 0)
 		return r;
-	}
 	up_term v;
-	int down = up_tuple_arity(m.term) == 5;
 	up_tuple_elem(m.term, down ? 4 : 1, &v);
 	*reply = keep(p, v);
 	up_msg_free(&m);
-	if (!down)
-		up_demonitor(ref, UP_DEMONITOR_FLUSH);
 	return down ? -ESRCH : 0;
 }
 

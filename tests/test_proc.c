@@ -654,9 +654,19 @@ static void kills_main(void *arg)
 		PCHECK(pid[i] > 0);
 	}
 	/* Let 0-4 start and park (4 on the other scheduler); 5 never runs
-	 * before its signal. */
+	 * before its signal.  Wait for them rather than for a fixed time: on
+	 * a loaded machine another scheduler's thread may wait for a CPU. */
 	k->rc[5] = up_exit(pid[5], up_int(77));
-	up_sleep(50 * MS);
+	int64_t until = now_ns() + 10 * 1000 * MS;
+	for (;;) {
+		int all = 1;
+		for (int i = 0; i < 5; i++)
+			all &= atomic_load(&k->started[i]);
+		if (all || now_ns() > until)
+			break;
+		up_sleep(5 * MS);
+	}
+	up_sleep(20 * MS); /* and park */
 	for (int i = 0; i < 5; i++)
 		k->rc[i] = up_exit(pid[i], up_int(42));
 	up_sleep(50 * MS);
@@ -679,7 +689,9 @@ static void test_exit_signal(void **state)
 		assert_int_equal(k.alive_after[i], 0);
 		assert_int_equal(k.send_after[i], -ESRCH);
 		assert_int_equal(atomic_load(&k.after[i]), 0);
-		assert_int_equal(atomic_load(&k.started[i]), i == 5 ? 0 : 1);
+		if (atomic_load(&k.started[i]) != (i == 5 ? 0 : 1))
+			fail_msg("process %d (%s) started=%d", i, i == 5 ? "killed before it ran" : "parked",
+				 atomic_load(&k.started[i]));
 	}
 	assert_int_equal(k.bad_rc_neg, -EINVAL);
 	assert_int_equal(k.bad_rc_dead, -ESRCH);
