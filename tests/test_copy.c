@@ -16,13 +16,6 @@
  */
 #include "helpers.h"
 
-/* White-box suites have src/ on the include path, where src/signal.h
- * (links and monitors) shadows the system's <signal.h>: fork_run's checks
- * need the real one. */
-#ifndef SIGALRM
-#include "/usr/include/signal.h"
-#endif
-
 #include "term.h"
 #include "msg.h"
 #include "node_mem.h"

@@ -6,25 +6,8 @@
  * the caller's heap temporaries being reset; each process has its own; the
  * documented errors (-ENOENT, -EINVAL for bad terms and a NULL out, -EPERM
  * outside a process, -ENOMEM past a heap limit).
- *
- * Tests marked KNOWN_BUG check documented behaviour the library does not
- * have yet (reported): their failures are printed and the test is skipped,
- * unless UPT_STRICT=1 is set.  Once the library is fixed they pass as
- * they are.
  */
 #include "helpers.h"
-
-#define KNOWN_BUG_END(what)                                                 \
-	do {                                                                \
-		int n_ = atomic_load(&pfail.count);                         \
-		if (n_ && !getenv("UPT_STRICT")) {                          \
-			for (int i_ = 0; i_ < n_ && i_ < PFAIL_MAX; i_++)   \
-				print_message("  known bug: %s\n", pfail.msg[i_]); \
-			print_message("  KNOWN BUG (%s): skipped; UPT_STRICT=1 makes it fail\n", what); \
-			skip();                                             \
-		}                                                           \
-		assert_no_pfail();                                          \
-	} while (0)
 
 /* got == want (up_equal), or a recorded failure with both printed. */
 static void check_value_(const char *file, int line, int rc, up_term got, up_term want)
@@ -337,7 +320,7 @@ static void test_values_survive_heap_reset(void **state)
 		PFAIL("first put after a mark: killed by signal %d", -rc);
 	else if (rc)
 		PFAIL("first put after a mark: code %d (the child failed or crashed)", rc);
-	KNOWN_BUG_END("the dictionary's copies are allocated after the caller's heap mark");
+	assert_no_pfail();
 }
 
 /* ----------------------------------------------------- one per process */
