@@ -5,7 +5,10 @@
  *
  *   http [-p PORT] [-s SCHEDULERS] [-a ADDR] [-i IDLE_SECONDS]
  *
- * Defaults: 127.0.0.1:18084, one scheduler per allowed CPU, no idle timeout.
+ * Defaults: 127.0.0.1:18084, one scheduler per allowed CPU, no idle timeout
+ * (-i: a connection that sends nothing, or takes none of our answers, for
+ * that long is closed; without it receives and sends carry no deadline,
+ * which spares each of them a linked timeout request).
  * -p 0 binds a free port.  Prints "listening on ADDR:PORT" once the socket
  * listens, nothing per request.  SIGINT/SIGTERM stop it (exit status 0).
  *
@@ -42,7 +45,6 @@
 #define OUT_BUF 4096
 #define LINGER_NS (1000LL * 1000 * 1000) /* drain after an error answer */
 #define LINGER_BYTES (64 * 1024)
-#define SEND_TIMEOUT_NS (30LL * 1000 * 1000 * 1000)
 
 static const char resp_ok[] =
 	"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
@@ -116,7 +118,7 @@ static void connection(void *arg)
 			}
 			off += (size_t)r;
 			if (nout + RESP_OK_LEN > sizeof out) {
-				if (up_io_send(fd, out, nout, 0, SEND_TIMEOUT_NS) < 0)
+				if (up_io_send(fd, out, nout, 0, cfg.idle_ns) < 0)
 					return;
 				nout = 0;
 			}
@@ -130,14 +132,14 @@ static void connection(void *arg)
 		if (refusal) {
 			size_t rl = strlen(refusal);
 			if (nout + rl > sizeof out) {
-				if (up_io_send(fd, out, nout, 0, SEND_TIMEOUT_NS) < 0)
+				if (up_io_send(fd, out, nout, 0, cfg.idle_ns) < 0)
 					return;
 				nout = 0;
 			}
 			memcpy(out + nout, refusal, rl);
 			nout += rl;
 		}
-		if (nout && up_io_send(fd, out, nout, 0, SEND_TIMEOUT_NS) < 0)
+		if (nout && up_io_send(fd, out, nout, 0, cfg.idle_ns) < 0)
 			return;
 		if (close_after) {
 			linger_close(fd);
@@ -237,7 +239,8 @@ static void usage(FILE *f)
 		   "  -p PORT        TCP port (default %d; 0: any free port)\n"
 		   "  -s SCHEDULERS  scheduler threads (default: one per allowed CPU)\n"
 		   "  -a ADDR        IPv4 address to listen on (default 127.0.0.1)\n"
-		   "  -i SECONDS     close connections idle that long (default: never)\n",
+		   "  -i SECONDS     close connections idle (or not taking answers) that long\n"
+		   "                 (default: never)\n",
 		DEFAULT_PORT);
 }
 

@@ -8,8 +8,9 @@
  * over 8 KiB and 400 for a malformed one (each followed by a close),
  * Connection: close and HTTP/1.0, clients that reset mid-request or vanish
  * with unread answers (no crash, no descriptor left behind in the server),
- * a short bounded wrk load when wrk is installed (skipped otherwise), and a
- * SIGTERM stop with exit status 0.
+ * a short bounded wrk load when wrk is installed (skipped otherwise), the
+ * idle timeout (-i) of a second server, and a SIGTERM stop with exit
+ * status 0.
  *
  *   test_http PATH_TO_HTTP_SERVER
  *
@@ -401,76 +402,99 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Start `http -p 0 -s 2`, read "listening on 127.0.0.1:PORT". */
-static int start_server(void **state)
+/* Start the server with `extra` arguments after "-p 0", read "listening on
+ * 127.0.0.1:PORT".  0, or -1 (then nothing is left running). */
+static int spawn_server(char *const extra[], pid_t *pid, int *out, uint16_t *port)
 {
-	(void)state;
 	int p[2];
+	char *argv[16];
+	int n = 0;
 	if (!server_path || pipe2(p, O_CLOEXEC) != 0)
 		return -1;
+	argv[n++] = (char *)server_path;
+	argv[n++] = "-p";
+	argv[n++] = "0";
+	for (int i = 0; extra[i] && n < 15; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
 	fflush(NULL);
 	pid_t c = fork();
 	if (c < 0)
 		return -1;
 	if (c == 0) {
 		dup2(p[1], 1);
-		char *argv[] = { (char *)server_path, "-p", "0", "-s", "2", NULL };
 		execv(server_path, argv);
 		_exit(127);
 	}
 	close(p[1]);
-	server_pid = c;
-	server_out = p[0];
 
 	char line[256];
-	size_t n = 0;
+	size_t len = 0;
 	int64_t deadline = mono_ms() + (ASAN ? 30000 : 10000);
-	while (n < sizeof line - 1 && !memchr(line, '\n', n)) {
-		struct pollfd pf = { .fd = server_out, .events = POLLIN };
+	while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
 		int left = (int)(deadline - mono_ms());
 		if (left <= 0 || poll(&pf, 1, left) <= 0)
 			break;
-		ssize_t r = read(server_out, line + n, sizeof line - 1 - n);
+		ssize_t r = read(p[0], line + len, sizeof line - 1 - len);
 		if (r <= 0)
 			break;
-		n += (size_t)r;
+		len += (size_t)r;
 	}
-	line[n] = 0;
-	unsigned port = 0;
-	if (sscanf(line, "listening on 127.0.0.1:%u", &port) != 1 || port == 0 || port > 65535) {
+	line[len] = 0;
+	unsigned port_no = 0;
+	if (sscanf(line, "listening on 127.0.0.1:%u", &port_no) != 1 || port_no == 0 ||
+	    port_no > 65535) {
 		fprintf(stderr, "test_http: the server said \"%s\"\n", line);
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-		server_pid = -1;
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
+		close(p[0]);
 		return -1;
 	}
-	server_port = (uint16_t)port;
+	*pid = c;
+	*out = p[0];
+	*port = (uint16_t)port_no;
 	return 0;
 }
 
-/* Stop it by its pid: SIGTERM, SIGKILL after 10 s.  Returns its wait
- * status, or -1 if it had to be killed. */
-static int stop_server(void)
+/* SIGTERM to pid, SIGKILL after 10 s.  Its wait status, or -1 if it had to
+ * be killed. */
+static int terminate(pid_t pid)
 {
 	int st = 0, killed = 0;
-	if (server_pid <= 0)
-		return -1;
-	kill(server_pid, SIGTERM);
+	kill(pid, SIGTERM);
 	int64_t deadline = mono_ms() + 10000;
 	for (;;) {
-		pid_t r = waitpid(server_pid, &st, WNOHANG);
-		if (r == server_pid)
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
 			break;
 		if (mono_ms() > deadline && !killed) {
-			kill(server_pid, SIGKILL);
+			kill(pid, SIGKILL);
 			killed = 1;
 		}
 		usleep(10000);
 	}
+	return killed ? -1 : st;
+}
+
+/* The server of the group: `http -p 0 -s 2`. */
+static int start_server(void **state)
+{
+	(void)state;
+	char *extra[] = { "-s", "2", NULL };
+	return spawn_server(extra, &server_pid, &server_out, &server_port);
+}
+
+/* Stop the group's server by its pid (see terminate). */
+static int stop_server(void)
+{
+	if (server_pid <= 0)
+		return -1;
+	int st = terminate(server_pid);
 	server_pid = -1;
 	close(server_out);
 	server_out = -1;
-	return killed ? -1 : st;
+	return st;
 }
 
 static int teardown_server(void **state)
@@ -487,8 +511,9 @@ static int server_setup(void **state)
 	return server_pid > 0 ? 0 : -1;
 }
 
-/* A blocking client socket with 5 s timeouts, TCP_NODELAY. */
-static int client(void)
+/* A blocking client socket with 5 s timeouts, TCP_NODELAY, connected to
+ * 127.0.0.1:port. */
+static int client_to(uint16_t port)
 {
 	struct sockaddr_in a;
 	struct timeval tv = { .tv_sec = ASAN ? 15 : 5 };
@@ -500,12 +525,14 @@ static int client(void)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	memset(&a, 0, sizeof a);
 	a.sin_family = AF_INET;
-	a.sin_port = htons(server_port);
+	a.sin_port = htons(port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
 		fail_msg("connect to the server: %s", strerror(errno));
 	return fd;
 }
+
+static int client(void) { return client_to(server_port); }
 
 static void send_all(int fd, const void *buf, size_t len)
 {
@@ -896,6 +923,51 @@ static void test_server_wrk(void **state)
 	close(fd);
 }
 
+/* A second server with -i 1: an idle connection is closed after about a
+ * second (not before), a busy one is not. */
+static void test_server_idle_timeout(void **state)
+{
+	(void)state;
+	char *extra[] = { "-s", "1", "-i", "1", NULL };
+	pid_t pid;
+	int out;
+	uint16_t port;
+	assert_int_equal(spawn_server(extra, &pid, &out, &port), 0);
+
+	int idle = client_to(port), busy = client_to(port);
+	int64_t t0 = mono_ms();
+	send_all(idle, REQ, REQ_LEN);
+	expect_ok(idle, 1);
+	/* Watch the idle one in 50 ms steps while the busy one sends every
+	 * 300 ms, for at most 4 s. */
+	int64_t closed_at = -1;
+	char b[8];
+	ssize_t n = -1;
+	for (int step = 0; step < 80 && closed_at < 0; step++) {
+		struct pollfd pf = { .fd = idle, .events = POLLIN };
+		if (poll(&pf, 1, 50) > 0) {
+			closed_at = mono_ms() - t0;
+			n = recv(idle, b, sizeof b, 0);
+		}
+		if (step % 6 == 5) {
+			send_all(busy, REQ, REQ_LEN);
+			expect_ok(busy, 1);
+		}
+	}
+	send_all(busy, REQ, REQ_LEN);
+	expect_ok(busy, 1);
+	int64_t waited = closed_at;
+	close(idle);
+	close(busy);
+	int st = terminate(pid);
+	close(out);
+	print_message("  idle connection closed by the server after %lld ms\n", (long long)waited);
+	assert_int_equal(n, 0);
+	assert_true(waited >= 900);
+	assert_true(waited < (ASAN ? 3500 : 2500));
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* Last: SIGTERM with connections open; the server exits 0. */
 static void test_server_sigterm(void **state)
 {
@@ -941,6 +1013,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_server_client_resets, server_setup),
 		cmocka_unit_test_setup(test_server_many_connections, server_setup),
 		cmocka_unit_test_setup(test_server_wrk, server_setup),
+		cmocka_unit_test_setup(test_server_idle_timeout, server_setup),
 		cmocka_unit_test_setup(test_server_sigterm, server_setup),
 	};
 	int failed;
