@@ -84,7 +84,7 @@ struct up_run_opts {
 	 * 1024). */
 	unsigned warm_regions;
 	/* Largest message copy up_send accepts, in bytes (default 64 MiB;
-	 * at most 1 GiB). */
+	 * 256 bytes to 1 GiB, else up_run gives -EINVAL). */
 	size_t max_message_size;
 };
 #define UP_NO_SPIN (~0u)
@@ -356,7 +356,7 @@ enum up_kind {
 #define UP_ATOM_MAX 255                /* bytes in an atom's name */
 
 up_term up_int(int64_t v);             /* immediate up to 2^62, else boxed */
-up_term up_float(double v);
+up_term up_float(double v);            /* -EINVAL for NaN and infinities */
 /* The atom called name (interned in one table for the OS process; thread
  * safe).  Bad term: NULL, empty or longer than UP_ATOM_MAX, -ENOSPC past
  * 1,048,576 atoms. */
@@ -385,7 +385,8 @@ int up_get_pid(up_term t, up_pid *pid);
 int up_get_binary(up_term t, const void **data, size_t *len);
 long up_tuple_arity(up_term t);                              /* or -EINVAL */
 int up_tuple_elem(up_term t, size_t i, up_term *elem);      /* -ERANGE past arity */
-int up_get_cons(up_term t, up_term *head, up_term *tail);   /* -EINVAL for [] */
+/* head or tail may be NULL (not wanted); -EINVAL for [] and non-lists. */
+int up_get_cons(up_term t, up_term *head, up_term *tail);
 long up_list_length(up_term t);            /* -EINVAL for an improper list */
 
 /* Erlang term order: < 0, 0, > 0 (an integer and a float of equal value

@@ -131,6 +131,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 	p->heap_slot_used = 0;
 	p->heap_limit = o ? o->heap_limit : 0;
 	p->heap_maps = NULL;
+	p->mark_seq = 0;
 	p->held = NULL;
 	p->dict = NULL;
 	memset(p->mark, 0, sizeof(p->mark));
@@ -313,7 +314,10 @@ void *up__heap_alloc(struct up__proc *p, size_t size)
 struct mark {
 	uint64_t magic;
 	size_t used;     /* heap_used before the mark */
+	uint64_t seq;    /* tells a mark from a newer one at the same address */
+	uint64_t pad;
 };
+#define MARK_SEQ_SHIFT 48
 
 long up_heap_mark(void)
 {
@@ -326,7 +330,9 @@ long up_heap_mark(void)
 		return -ENOMEM;
 	m->magic = MARK_MAGIC;
 	m->used = used;
-	return (long)(uintptr_t)m;
+	m->seq = ++p->mark_seq;
+	/* User addresses have 47 bits: the sequence rides in the top ones. */
+	return (long)((uintptr_t)m | (uintptr_t)m->seq << MARK_SEQ_SHIFT);
 }
 
 int up_heap_reset(long mark)
@@ -334,8 +340,11 @@ int up_heap_reset(long mark)
 	struct up__proc *p = current();
 	if (!p)
 		return -EPERM;
-	uintptr_t m_addr = (uintptr_t)mark;
+	uintptr_t m_addr = (uintptr_t)mark & (((uintptr_t)1 << MARK_SEQ_SHIFT) - 1);
+	uint64_t seq = (uintptr_t)mark >> MARK_SEQ_SHIFT;
 	char *m = (char *)m_addr;
+	if (mark < 0)
+		return -EINVAL;
 	/* Find the region holding the mark: the newest mapping first.  The
 	 * check is on integers: a bogus mark must not be pointer arithmetic. */
 	struct up__heap_map *keep = p->heap_maps;
@@ -350,7 +359,8 @@ int up_heap_reset(long mark)
 			return -EINVAL;
 		keep = keep->next;
 	}
-	if (((uintptr_t)m & 15) || ((struct mark *)m)->magic != MARK_MAGIC)
+	if ((m_addr & 15) || ((struct mark *)m)->magic != MARK_MAGIC ||
+	    ((struct mark *)m)->seq != seq)
 		return -EINVAL;
 	while (p->heap_maps != keep) {
 		struct up__heap_map *h = p->heap_maps;

@@ -86,6 +86,7 @@ struct up__proc {
 	/* heap */
 	char *heap_cur, *heap_end;
 	size_t heap_used, heap_limit, heap_slot_used;
+	uint16_t mark_seq;                  /* heap marks issued (up_heap_mark) */
 	struct up__heap_map *heap_maps;
 	struct up__held *held;              /* received term buffers not freed */
 	struct up__dict *dict;              /* process dictionary (its heap) */

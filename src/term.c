@@ -47,6 +47,8 @@ up_term up_int(int64_t v)
 
 up_term up_float(double v)
 {
+	if (!isfinite(v)) /* no Erlang term is NaN or infinite */
+		return up__mkbad(-EINVAL);
 	up_term err;
 	uint64_t *w = alloc_words(2, &err);
 	if (!w)
@@ -329,24 +331,49 @@ static int cmp_bytes(const void *a, size_t la, const void *b, size_t lb)
 	return (la > lb) - (la < lb);
 }
 
+/* An integer against a float, exactly (no rounding of the integer to a
+ * double: 2^53 + 1 is greater than 2.0^53, as in Erlang). */
+static int cmp_int_float(int64_t i, double d)
+{
+	if (d >= 9223372036854775808.0)
+		return -1;
+	if (d < -9223372036854775808.0)
+		return 1;
+	double fl = floor(d);
+	int64_t fi = (int64_t)fl;
+	if (i != fi)
+		return i < fi ? -1 : 1;
+	return d > fl ? -1 : 0;
+}
+
 static int cmp_num(up_term a, up_term b, int exact)
 {
 	enum up_kind ka = up_kind_of(a), kb = up_kind_of(b);
+	int64_t x, y;
+	double fx, fy;
+	int c;
 	if (ka == UP_K_INT && kb == UP_K_INT) {
-		int64_t x, y;
 		up_get_int(a, &x);
 		up_get_int(b, &y);
 		return (x > y) - (x < y);
 	}
-	double x, y;
-	int64_t i;
-	if (ka == UP_K_INT) { up_get_int(a, &i); x = (double)i; } else up_get_float(a, &x);
-	if (kb == UP_K_INT) { up_get_int(b, &i); y = (double)i; } else up_get_float(b, &y);
-	if (x != y)
-		return x < y ? -1 : 1;
-	if (exact && ka != kb)
-		return ka == UP_K_INT ? -1 : 1; /* =:= tells 1 from 1.0 */
-	return 0;
+	if (ka == UP_K_FLOAT && kb == UP_K_FLOAT) {
+		up_get_float(a, &fx);
+		up_get_float(b, &fy);
+		return (fx > fy) - (fx < fy); /* 0.0 == -0.0, as OTP 25 */
+	}
+	if (ka == UP_K_INT) {
+		up_get_int(a, &x);
+		up_get_float(b, &fy);
+		c = cmp_int_float(x, fy);
+	} else {
+		up_get_float(a, &fx);
+		up_get_int(b, &y);
+		c = -cmp_int_float(y, fx);
+	}
+	if (c || !exact)
+		return c;
+	return ka == UP_K_INT ? -1 : 1; /* =:= tells 1 from 1.0 */
 }
 
 /*
@@ -487,9 +514,16 @@ uint64_t up_hash(up_term t)
 			h = mix(h, (uint64_t)v);
 			break;
 		}
-		case UP_K_FLOAT:
-			h = mix(h, up__box(t)[1]);
+		case UP_K_FLOAT: {
+			double d;
+			up_get_float(t, &d);
+			if (d == 0)
+				d = 0.0; /* -0.0 equals 0.0: one hash */
+			uint64_t bits;
+			memcpy(&bits, &d, 8);
+			h = mix(h, bits);
 			break;
+		}
 		case UP_K_REF:
 			h = mix(mix(h, up__box(t)[1]), up__box(t)[2]);
 			break;
