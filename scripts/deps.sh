@@ -14,4 +14,4 @@ up_need_packages() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 UP_BUILD_PACKAGES=(gcc libc6-dev liburing-dev libjemalloc-dev libnuma-dev meson ninja-build pkg-config numactl)
-UP_TEST_PACKAGES=(libcmocka-dev valgrind python3)
+UP_TEST_PACKAGES=(libcmocka-dev valgrind python3 wrk erlang-base)
