@@ -89,17 +89,18 @@ static int wait_op(struct up__sched *s, struct up__proc *p, struct io_uring_sqe 
 	return p->io.res;
 }
 
-/* Start a request for the calling process: its SQE (and room for a linked
+/* Start a request for the calling process on fd with buffer buf/len
+ * (checked: NULL only with len 0): its SQE (and room for a linked
  * timeout), or NULL with *err set. */
 static struct io_uring_sqe *start(struct up__sched **sp, struct up__proc **pp, int fd,
-				  int64_t timeout_ns, int *err)
+				  const void *buf, size_t len, int64_t timeout_ns, int *err)
 {
 	struct up__proc *p = current();
 	if (!p) {
 		*err = -EPERM;
 		return NULL;
 	}
-	if (fd < 0 || check_timeout(timeout_ns)) {
+	if (fd < 0 || check_timeout(timeout_ns) || (!buf && len)) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -114,17 +115,17 @@ static struct io_uring_sqe *start(struct up__sched **sp, struct up__proc **pp, i
 	return io_uring_get_sqe(&s->ring);
 }
 
+#define RW_MAX 0x7ffff000u /* read(2)'s own limit per call */
+
 ssize_t up_io_read(int fd, void *buf, size_t len, int64_t timeout_ns)
 {
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	if (!buf && len)
-		return current() ? -EINVAL : -EPERM;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, timeout_ns, &err);
+	struct io_uring_sqe *sqe = start(&s, &p, fd, buf, len, timeout_ns, &err);
 	if (!sqe)
 		return err;
-	io_uring_prep_read(sqe, fd, buf, (unsigned)(len > 0x7ffff000 ? 0x7ffff000 : len), (__u64)-1);
+	io_uring_prep_read(sqe, fd, buf, (unsigned)(len > RW_MAX ? RW_MAX : len), (__u64)-1);
 	return wait_op(s, p, sqe, timeout_ns);
 }
 
@@ -133,9 +134,7 @@ ssize_t up_io_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ns)
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	if (!buf && len)
-		return current() ? -EINVAL : -EPERM;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, timeout_ns, &err);
+	struct io_uring_sqe *sqe = start(&s, &p, fd, buf, len, timeout_ns, &err);
 	if (!sqe)
 		return err;
 	io_uring_prep_recv(sqe, fd, buf, len, flags);
@@ -149,8 +148,10 @@ static ssize_t write_all(int fd, const void *buf, size_t len, int flags, int is_
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
+	if (!current())
+		return -EPERM;
 	if (!buf && len)
-		return current() ? -EINVAL : -EPERM;
+		return -EINVAL;
 	int64_t deadline = timeout_ns == UP_INFINITY ? 0 : up__now_ns() + timeout_ns;
 	size_t done = 0;
 	do {
@@ -160,7 +161,7 @@ static ssize_t write_all(int fd, const void *buf, size_t len, int flags, int is_
 			if (left <= 0)
 				return -ETIMEDOUT;
 		}
-		struct io_uring_sqe *sqe = start(&s, &p, fd, left, &err);
+		struct io_uring_sqe *sqe = start(&s, &p, fd, buf, len, left, &err);
 		if (!sqe)
 			return err;
 		const char *b = (const char *)buf + done;
@@ -168,7 +169,7 @@ static ssize_t write_all(int fd, const void *buf, size_t len, int flags, int is_
 		if (is_send)
 			io_uring_prep_send(sqe, fd, b, n, flags | MSG_NOSIGNAL);
 		else
-			io_uring_prep_write(sqe, fd, b, (unsigned)(n > 0x7ffff000 ? 0x7ffff000 : n), (__u64)-1);
+			io_uring_prep_write(sqe, fd, b, (unsigned)(n > RW_MAX ? RW_MAX : n), (__u64)-1);
 		int r = wait_op(s, p, sqe, left);
 		if (r < 0)
 			return r;
@@ -194,9 +195,7 @@ int up_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	if (!addr)
-		return current() ? -EINVAL : -EPERM;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, timeout_ns, &err);
+	struct io_uring_sqe *sqe = start(&s, &p, fd, addr, addr ? addrlen : 1, timeout_ns, &err);
 	if (!sqe)
 		return err;
 	io_uring_prep_connect(sqe, fd, addr, addrlen);
@@ -217,7 +216,7 @@ int up_io_close(int fd)
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, UP_INFINITY, &err);
+	struct io_uring_sqe *sqe = start(&s, &p, fd, NULL, 0, UP_INFINITY, &err);
 	if (!sqe)
 		return err;
 	forget_owned(p, fd);
@@ -230,7 +229,7 @@ int up_io_shutdown(int fd, int how)
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, UP_INFINITY, &err);
+	struct io_uring_sqe *sqe = start(&s, &p, fd, NULL, 0, UP_INFINITY, &err);
 	if (!sqe)
 		return err;
 	io_uring_prep_shutdown(sqe, fd, how);

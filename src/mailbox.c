@@ -108,6 +108,14 @@ void up__mailbox_drain(struct up__proc *p, unsigned mb)
 	drain(p, mb);
 }
 
+/* Drain inside a receive: an exit signal found there ends the caller. */
+static inline void drain_live(struct up__proc *p, unsigned mb)
+{
+	drain(p, mb);
+	if (up_unlikely(p->killed))
+		up__sched_leave_dead(p);
+}
+
 /* Deliver m to mailbox mb of p (pid) on another thread: push onto its inbox.
  * 0, -ESRCH or -ENOMEM (m is then freed). */
 static __attribute__((noinline)) int deliver_remote(struct up__sched *self, struct up__proc *p,
@@ -432,9 +440,7 @@ static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *o
 			unsigned mb = p->order[i];
 			if (!(mask & (1u << mb)))
 				continue;
-			drain(p, mb);
-			if (up_unlikely(p->killed)) /* an exit signal just arrived */
-				up__sched_leave_dead(p);
+			drain_live(p, mb);
 			if (!match) {
 				if (p->queue[mb].head) {
 					take(s, p, mb, NULL, p->queue[mb].head, out);
@@ -483,9 +489,7 @@ static int receive_plain(unsigned mask, struct up_msg *out, int64_t timeout_ns)
 			unsigned mb = p->order[i];
 			if (!(mask & (1u << mb)))
 				continue;
-			drain(p, mb);
-			if (up_unlikely(p->killed)) /* an exit signal just arrived */
-				up__sched_leave_dead(p);
+			drain_live(p, mb);
 			struct up__msg *m = p->queue[mb].head;
 			if (m) {
 				take(s, p, mb, NULL, m, out);

@@ -404,4 +404,45 @@ static inline void *shared_alloc(size_t size)
 			fail_msg("%s: failed with code %d", what, r_);      \
 	} while (0)
 
+/* ---- terms in tests ---- */
+
+static inline up_term A(const char *name) { return up_atom(name); }
+
+/* Element i of tuple t (UP_NIL when there is none). */
+static inline up_term el(up_term t, size_t i)
+{
+	up_term e;
+	return up_tuple_elem(t, i, &e) == 0 ? e : UP_NIL;
+}
+
+/* Is t the tuple {tag, ...} of arity n? */
+static inline int is_tagged(up_term t, up_term tag, long n)
+{
+	return up_tuple_arity(t) == n && el(t, 0) == tag;
+}
+
+/* up_recv_match: the DOWN message of monitor ref. */
+struct down_arg {
+	up_term ref;
+};
+
+static inline int match_down(const struct up_msg *m, void *arg)
+{
+	const struct down_arg *d = arg;
+	return m->kind == UP_MSG_TERM && is_tagged(m->term, A("DOWN"), 5) &&
+	       up_equal(el(m->term, 1), d->ref);
+}
+
+/* Check that t equals want (structurally); say what came otherwise. */
+#define PCHECK_TERM(t, want)                                                \
+	do {                                                                \
+		up_term t_ = (t), w_ = (want);                              \
+		if (!up_equal(t_, w_)) {                                    \
+			char a_[200], b_[200];                              \
+			up_term_format(t_, a_, sizeof a_);                  \
+			up_term_format(w_, b_, sizeof b_);                  \
+			PFAIL("%s is %s, expected %s", #t, a_, b_);         \
+		}                                                           \
+	} while (0)
+
 #endif /* UPROC_TEST_HELPERS_H */

@@ -17,13 +17,7 @@
 #define N_ASSERT 20
 #define STOP_WORD UINT64_MAX
 
-static up_term A(const char *s) { return up_atom(s); }
 
-static up_term el(up_term t, size_t i)
-{
-	up_term e;
-	return up_tuple_elem(t, i, &e) == 0 ? e : UP_NIL;
-}
 
 /* ------------------------------------------------------------ overflow */
 

@@ -35,18 +35,8 @@ struct warg {
 	unsigned flags;
 };
 
-static up_term A(const char *s) { return up_atom(s); }
 
-static up_term el(up_term t, size_t i)
-{
-	up_term e;
-	return up_tuple_elem(t, i, &e) == 0 ? e : UP_NIL;
-}
 
-static int is_tagged(up_term t, up_term tag, long n)
-{
-	return up_tuple_arity(t) == n && el(t, 0) == tag;
-}
 
 /*
  * A worker.  Messages: crash (exit with reason crash), normal (return),
@@ -169,16 +159,6 @@ static struct up_child_spec wspec(const char *id, struct warg *a, enum up_restar
 
 static up_term monitor_of(up_pid pid) { return up_monitor(pid); }
 
-struct down_arg {
-	up_term ref;
-};
-
-static int match_down(const struct up_msg *m, void *arg)
-{
-	const struct down_arg *d = arg;
-	return m->kind == UP_MSG_TERM && is_tagged(m->term, A("DOWN"), 5) &&
-	       up_equal(el(m->term, 1), d->ref);
-}
 
 /* Wait for the DOWN of ref: the reason, or UP_NIL (recorded). */
 static up_term await_down(up_term ref)
@@ -193,16 +173,6 @@ static up_term await_down(up_term ref)
 	return el(m.term, 4);
 }
 
-#define PCHECK_TERM(t, want)                                                \
-	do {                                                                \
-		up_term t_ = (t), w_ = (want);                              \
-		if (!up_equal(t_, w_)) {                                    \
-			char a_[200], b_[200];                              \
-			up_term_format(t_, a_, sizeof a_);                  \
-			up_term_format(w_, b_, sizeof b_);                  \
-			PFAIL("%s is %s, expected %s", #t, a_, b_);         \
-		}                                                           \
-	} while (0)
 
 /* Run fn in a runtime of 2 schedulers inside a child OS process. */
 struct run_case {
