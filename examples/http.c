@@ -260,6 +260,30 @@ int main(int argc, char **argv)
 	unsigned long v;
 	int c;
 
+	/* A peer that goes away must not kill us (sends use MSG_NOSIGNAL;
+	 * this covers everything else).  SIGINT/SIGTERM are blocked in every
+	 * thread (the schedulers inherit the mask) and read from a signalfd
+	 * by a process. */
+	signal(SIGPIPE, SIG_IGN);
+	/* An ignored signal never becomes pending (a shell starts background
+	 * jobs with SIGINT ignored): take the default disposition back; the
+	 * signals are blocked, so they only ever reach the signalfd. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+		perror("http: sigmask");
+		return 1;
+	}
+	cfg.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (cfg.sigfd < 0) {
+		perror("http: signalfd");
+		return 1;
+	}
+
 	memset(&cfg.addr, 0, sizeof cfg.addr);
 	cfg.addr.sin_family = AF_INET;
 	cfg.addr.sin_port = htons(DEFAULT_PORT);
@@ -295,25 +319,6 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		goto bad;
-
-	/* A peer that goes away must not kill us (sends use MSG_NOSIGNAL;
-	 * this covers everything else).  SIGINT/SIGTERM are blocked in every
-	 * thread (the schedulers inherit the mask) and read from a signalfd
-	 * by a process. */
-	signal(SIGPIPE, SIG_IGN);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
-		perror("http: sigmask");
-		return 1;
-	}
-	cfg.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (cfg.sigfd < 0) {
-		perror("http: signalfd");
-		return 1;
-	}
 
 	struct up_run_opts o;
 	memset(&o, 0, sizeof o);

@@ -9,8 +9,8 @@
  * Connection: close and HTTP/1.0, clients that reset mid-request or vanish
  * with unread answers (no crash, no descriptor left behind in the server),
  * a short bounded wrk load when wrk is installed (skipped otherwise), the
- * idle timeout (-i) of a second server, and a SIGTERM stop with exit
- * status 0.
+ * idle timeout (-i) of a second server (stopped by SIGINT), and a SIGTERM
+ * stop with exit status 0.
  *
  *   test_http PATH_TO_HTTP_SERVER
  *
@@ -457,12 +457,12 @@ static int spawn_server(char *const extra[], pid_t *pid, int *out, uint16_t *por
 	return 0;
 }
 
-/* SIGTERM to pid, SIGKILL after 10 s.  Its wait status, or -1 if it had to
- * be killed. */
-static int terminate(pid_t pid)
+/* sig (SIGTERM, SIGINT) to pid, SIGKILL after 10 s.  Its wait status, or
+ * -1 if it had to be killed. */
+static int terminate(pid_t pid, int sig)
 {
 	int st = 0, killed = 0;
-	kill(pid, SIGTERM);
+	kill(pid, sig);
 	int64_t deadline = mono_ms() + 10000;
 	for (;;) {
 		pid_t r = waitpid(pid, &st, WNOHANG);
@@ -490,7 +490,7 @@ static int stop_server(void)
 {
 	if (server_pid <= 0)
 		return -1;
-	int st = terminate(server_pid);
+	int st = terminate(server_pid, SIGTERM);
 	server_pid = -1;
 	close(server_out);
 	server_out = -1;
@@ -924,7 +924,7 @@ static void test_server_wrk(void **state)
 }
 
 /* A second server with -i 1: an idle connection is closed after about a
- * second (not before), a busy one is not. */
+ * second (not before), a busy one is not; SIGINT stops it (exit 0). */
 static void test_server_idle_timeout(void **state)
 {
 	(void)state;
@@ -959,7 +959,7 @@ static void test_server_idle_timeout(void **state)
 	int64_t waited = closed_at;
 	close(idle);
 	close(busy);
-	int st = terminate(pid);
+	int st = terminate(pid, SIGINT); /* this one is stopped by SIGINT */
 	close(out);
 	print_message("  idle connection closed by the server after %lld ms\n", (long long)waited);
 	assert_int_equal(n, 0);
