@@ -27,7 +27,10 @@
 #define DEFAULT_MAX_PROCS ((int64_t)1 << 24)
 #define CREDIT_BATCH 64
 
-struct up__runtime up__rt;
+struct up__runtime up__rt = {
+	.init_lock = PTHREAD_MUTEX_INITIALIZER,
+	.init_cv = PTHREAD_COND_INITIALIZER,
+};
 
 /* ------------------------------------------------------- live accounting */
 
@@ -195,7 +198,10 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 			r = (int)main_pid;
 	}
 	up__rt.init_err = r;
+	pthread_mutex_lock(&up__rt.init_lock);
 	__atomic_store_n(&up__rt.init_done, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&up__rt.init_cv);
+	pthread_mutex_unlock(&up__rt.init_lock);
 	if (r != 0)
 		up__rt_stop();
 	for (int i = 0; i < started; i++)

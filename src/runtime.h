@@ -12,6 +12,7 @@
 #ifndef UP_RUNTIME_H
 #define UP_RUNTIME_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include "uproc.h"
 #include "topology.h"
@@ -32,8 +33,11 @@ struct up__runtime {
 	int64_t spin_ns;
 	unsigned warm_regions;
 	size_t max_message_size;
-	/* start-up barrier */
+	/* start-up handshake (init_lock/init_cv): each scheduler thread reports
+	 * thread_started, then waits for init_done */
 	int init_done, init_err;
+	pthread_mutex_t init_lock;
+	pthread_cond_t init_cv;
 };
 
 extern struct up__runtime up__rt UP_INTERNAL;

@@ -406,14 +406,16 @@ static void *thread_main(void *arg)
 	struct up__sched *s = arg;
 	int r = thread_init(s);
 
+	/* Report, then wait for up_run to declare the start-up over (a wait,
+	 * not a spin: start-up costs no CPU and no timing-dependent work). */
+	pthread_mutex_lock(&up__rt.init_lock);
 	__atomic_store_n(&s->thread_started, r == 0 ? 1 : r, __ATOMIC_RELEASE);
-	if (r == 0) {
-		/* Wait for up_run to declare the start-up over. */
-		while (!__atomic_load_n(&up__rt.init_done, __ATOMIC_ACQUIRE))
-			up__cpu_relax();
-		if (!up__rt.init_err)
-			loop(s);
-	}
+	pthread_cond_broadcast(&up__rt.init_cv);
+	while (r == 0 && !__atomic_load_n(&up__rt.init_done, __ATOMIC_ACQUIRE))
+		pthread_cond_wait(&up__rt.init_cv, &up__rt.init_lock);
+	pthread_mutex_unlock(&up__rt.init_lock);
+	if (r == 0 && !up__rt.init_err)
+		loop(s);
 	up__crash_thread_fini(s->alt_stack);
 	s->alt_stack = NULL;
 	/* The ring is this thread's (SINGLE_ISSUER): close it here. */
@@ -439,8 +441,10 @@ int up__sched_start(struct up__sched *s)
 	pthread_attr_destroy(&a);
 	if (r != 0)
 		return -r;
+	pthread_mutex_lock(&up__rt.init_lock);
 	while (!(r = __atomic_load_n(&s->thread_started, __ATOMIC_ACQUIRE)))
-		sched_yield();
+		pthread_cond_wait(&up__rt.init_cv, &up__rt.init_lock);
+	pthread_mutex_unlock(&up__rt.init_lock);
 	return r == 1 ? 0 : r;
 }
 
