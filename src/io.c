@@ -68,7 +68,7 @@ static int wait_op(struct up__sched *s, struct up__proc *p, struct io_uring_sqe 
 		   int64_t timeout_ns)
 {
 	sqe->user_data = ud(p->pid, UP__IO_OP);
-	p->io.inflight++;
+	unsigned n = 1;
 	p->io.timedout = 0;
 	if (timeout_ns != UP_INFINITY) {
 		sqe->flags |= IOSQE_IO_LINK;
@@ -77,10 +77,14 @@ static int wait_op(struct up__sched *s, struct up__proc *p, struct io_uring_sqe 
 		struct io_uring_sqe *t = io_uring_get_sqe(&s->ring); /* reserved */
 		io_uring_prep_link_timeout(t, &p->io.ts, 0);
 		t->user_data = ud(p->pid, UP__IO_TIMEOUT);
-		p->io.inflight++;
+		n = 2;
 	}
-	s->io_inflight += p->io.inflight;
-	while (p->io.inflight) {
+	/* Wait for this request's own completions only: an armed multishot
+	 * accept is in flight too, for as long as it stays armed. */
+	p->io.op_due = (uint16_t)n;
+	p->io.inflight += n;
+	s->io_inflight += n;
+	while (p->io.op_due) {
 		p->state = UP__P_WAITING_IO;
 		up__sched_leave(p);
 	}
@@ -150,7 +154,7 @@ static ssize_t write_all(int fd, const void *buf, size_t len, int flags, int is_
 	int err;
 	if (!current())
 		return -EPERM;
-	if (!buf && len)
+	if ((!buf && len) || check_timeout(timeout_ns))
 		return -EINVAL;
 	int64_t deadline = timeout_ns == UP_INFINITY ? 0 : up__now_ns() + timeout_ns;
 	size_t done = 0;
@@ -373,7 +377,7 @@ int up_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t time
 		 * (connections it already took are still handed out). */
 		cancel_kind(s, p, UP__IO_ACCEPT);
 		while (a->armed) {
-			p->state = UP__P_WAITING_IO;
+			p->state = UP__P_WAITING_ACCEPT;
 			up__sched_leave(p);
 		}
 	}
@@ -430,10 +434,12 @@ void up__io_complete(struct up__sched *s, uint64_t user_data, int res, unsigned 
 	switch (kind) {
 	case UP__IO_OP:
 		p->io.res = res;
+		p->io.op_due--;
 		break;
 	case UP__IO_TIMEOUT:
 		if (res == -ETIME)
 			p->io.timedout = 1;
+		p->io.op_due--;
 		break;
 	case UP__IO_ACCEPT: {
 		struct up__accept *a = p->io.acc;
@@ -460,7 +466,7 @@ void up__io_complete(struct up__sched *s, uint64_t user_data, int res, unsigned 
 	if (p->state == UP__P_ZOMBIE) {
 		if (!p->io.inflight)
 			up__proc_release(s, p);
-	} else if ((p->state == UP__P_WAITING_IO && (!p->io.inflight || kind == UP__IO_ACCEPT)) ||
+	} else if ((p->state == UP__P_WAITING_IO && !p->io.op_due) ||
 		   (p->state == UP__P_WAITING_ACCEPT && kind == UP__IO_ACCEPT)) {
 		up__sched_make_runnable(s, p);
 	}

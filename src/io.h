@@ -28,7 +28,8 @@ enum {
 /* Per-process I/O state (in the control block). */
 struct up__io {
 	int32_t res;              /* result of the last request */
-	uint16_t inflight;        /* CQEs still expected */
+	uint16_t inflight;        /* CQEs still expected, all kinds */
+	uint16_t op_due;          /* CQEs of the blocking request (op, timeout) */
 	uint8_t timedout;         /* its linked timeout fired */
 	struct up__accept *acc;   /* multishot accept state (process heap) */
 	int *owned;               /* descriptors closed at exit (process heap) */

@@ -435,6 +435,9 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 		free_list(s, p->queue[i].head);
 		p->queue[i].head = p->queue[i].tail = NULL;
 	}
+	/* Descriptors first: whoever hears of the death (a supervisor about
+	 * to restart a listener on the same port) finds them closed. */
+	int zombie = up__io_exit(s, p);
 	up__signal_exit(s, p, pending);
 	while (p->held) {
 		struct up__held *h = p->held;
@@ -443,7 +446,7 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 	}
 	if (p->timer_idx)
 		up__timer_remove(&s->timers, p);
-	if (up__io_exit(s, p)) {
+	if (zombie) {
 		p->state = UP__P_ZOMBIE;
 		return;
 	}

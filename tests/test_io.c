@@ -1145,7 +1145,7 @@ static void test_own_disown_handover(void **state)
 	ASSERT_FDS_BACK();
 }
 
-/* ------------------------------------------- known library bugs */
+/* ------------------------------------- I/O after accept, bad timeouts */
 
 /*
  * These two check documented behaviour that the library does not have yet
@@ -1180,18 +1180,8 @@ static void test_write_send_bad_timeout(void **state)
 	close(b.fds[0]);
 	close(b.fds[1]);
 	ASSERT_FDS_BACK();
-	int known = 0;
-	for (int i = 0; i < 4; i++) {
-		if (b.rc[i] == -ETIMEDOUT)
-			known++;
-		else
-			assert_int_equal(b.rc[i], -EINVAL);
-	}
-	if (known) {
-		print_message("  KNOWN LIBRARY BUG: up_io_write/up_io_send with timeout 0 or < 0 "
-			      "return -ETIMEDOUT, documented -EINVAL (%d of 4 calls)\n", known);
-		skip();
-	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(b.rc[i], -EINVAL);
 }
 
 /* A process that has called up_io_accept and then does any other I/O
@@ -1240,11 +1230,6 @@ static void test_accept_then_other_io(void **state)
 	close(a->fds[0]);
 	close(a->fds[1]);
 	ASSERT_FDS_BACK();
-	if (rc == -SIGALRM && a->stage == 2) {
-		print_message("  KNOWN LIBRARY BUG: after up_io_accept, the process's next "
-			      "I/O call (here up_io_send) never returns\n");
-		skip();
-	}
 	assert_fork_ok(rc, UPT_SCALE(5, 15), "accept, then send/recv/close in the same process");
 	assert_int_equal(a->stage, 5);
 }
