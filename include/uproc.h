@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -86,8 +87,31 @@ struct up_run_opts {
 	/* Largest message copy up_send accepts, in bytes (default 64 MiB;
 	 * 256 bytes to 1 GiB, else up_run gives -EINVAL). */
 	size_t max_message_size;
+	/* Long-run reports: a process that runs more than long_run_us
+	 * microseconds without yielding (without a blocking call, a receive, a
+	 * yield, or a spent budget) is counted in its scheduler's
+	 * up_sched_stats.long_runs and, when on_long_run is set, reported to it
+	 * once per such run.  Nothing is preempted.  0 (default): off.  The check
+	 * is a sampling thread that looks every long_run_us/4 (at least 1 ms),
+	 * so the hot path pays nothing; run_ns is how long the process had run
+	 * when seen (>= long_run_us).  The callback runs on that thread while
+	 * the process may still be running: it may call up_info, up_exit and
+	 * the up_send functions, not process-only functions.  Both are
+	 * -EINVAL in up_run above 60 s, or with on_long_run and no long_run_us. */
+	unsigned long_run_us;
+	void (*on_long_run)(up_pid pid, int64_t run_ns, void *arg);
+	void *long_run_arg;
+	/* UP_RUN_* bits. */
+	unsigned flags;
 };
 #define UP_NO_SPIN (~0u)
+/*
+ * Balancing (default on): a scheduler with nothing to run gets processes
+ * that have not run yet from a busy scheduler of its NUMA node (never from
+ * another node; never a process placed with UP_SPAWN_SCHEDULER).  With
+ * UP_RUN_NO_BALANCE every process stays on the scheduler it was spawned on.
+ */
+#define UP_RUN_NO_BALANCE 0x1u
 
 /*
  * up_run - start the runtime, run main_fn(arg) as the first process, and
@@ -152,7 +176,9 @@ struct up_spawn_opts {
 #define UP_SPAWN_MONITOR    0x10u /* monitor the child: ref in monitor_ref */
 
 /*
- * up_spawn - start fn(arg) as a new process on the caller's scheduler.
+ * up_spawn - start fn(arg) as a new process on the caller's scheduler (an
+ * idle scheduler of the same node may take it before it first runs: see
+ * UP_RUN_NO_BALANCE).
  * Any thread inside a running runtime (from outside a process, the process
  * is placed on scheduler 0).  The new process runs after the caller next
  * blocks or yields.  New processes start newest first (a tree of spawns runs
@@ -186,6 +212,25 @@ up_pid up_self(void);
  * continues after them.  Returns 0, or -EPERM outside a process.
  */
 int up_yield(void);
+
+/*
+ * Fair scheduling without preemption.  Each time a process gets the CPU it
+ * has a budget of UP_REDUCTIONS reductions.  Sends (1, plus 1 per 256 bytes
+ * copied), receives (1), spawns (10) and up_consume charge it; when it is
+ * spent, the call that spent it yields (the process goes to the back of its
+ * scheduler's run queue).  A process that computes for long without such
+ * calls should charge its work with up_consume, or it keeps the CPU (see
+ * long_run_us in struct up_run_opts to find such processes).
+ */
+#define UP_REDUCTIONS 2000
+
+/*
+ * up_consume - charge n reductions of work to the calling process; when its
+ * budget is spent it yields here.  Returns 1 if it yielded, 0 if not,
+ * -EPERM outside a process, -EINVAL for n > UP_REDUCTIONS * 1000 (a
+ * likely unit mistake).
+ */
+int up_consume(unsigned n);
 
 /*
  * Exit reasons are terms.  These atoms are predefined (their values are
@@ -653,6 +698,85 @@ int up_sleep(int64_t ns);
 int up_io_own(int fd);
 /* Stop owning fd (to hand it to another process).  0 or -ENOENT. */
 int up_io_disown(int fd);
+
+/* -------------------------------------------------------- introspection */
+
+/* What a process is doing (up_info). */
+enum up_status {
+	UP_ST_RUNNING = 1,   /* on a CPU now */
+	UP_ST_RUNNABLE,      /* waiting for its scheduler's CPU */
+	UP_ST_WAITING,       /* in a receive (maybe with a timeout) */
+	UP_ST_SLEEPING,      /* in up_sleep: its timer only wakes it */
+	UP_ST_WAITING_IO,    /* in an I/O call (up_io_*), incl. accept */
+	UP_ST_EXITING,       /* ended, being reaped */
+};
+
+struct up_info {
+	up_pid pid;
+	enum up_status status;
+	int scheduler;            /* index of the scheduler that runs it */
+	int node;                 /* NUMA node of its scheduler and region */
+	up_fn fn;                 /* its start function */
+	uint64_t reductions;      /* charged since it started */
+	size_t region_bytes;      /* its region's reserved size (heap, stack, block) */
+	size_t stack_bytes;       /* stack size of its region */
+	size_t heap_bytes;        /* heap and side tables in use (what heap_limit counts) */
+	size_t heap_limit;        /* 0: none */
+	unsigned mailboxes;
+	long mailbox_len[UP_MAX_MAILBOXES]; /* messages queued per mailbox */
+	unsigned links;           /* processes linked to it */
+	unsigned monitors;        /* processes it monitors */
+	unsigned monitored_by;    /* monitors on it */
+	int trap_exit;
+	up_term name;             /* its registered name, or UP_NIL */
+};
+
+/*
+ * up_info - what process pid is doing and what it holds (Erlang's
+ * process_info).  Any thread.  For the caller itself and for processes of
+ * the caller's scheduler the figures are exact; for processes of other
+ * schedulers they are a snapshot read while the process runs on (each
+ * field was true a moment ago, and messages other threads pushed that its
+ * scheduler has not taken yet are not counted in mailbox_len).
+ * Returns 0, or -EINVAL (info NULL, pid <= 0 or not a pid of this runtime),
+ * -ESRCH (the process has exited, or no runtime is running).
+ */
+int up_info(up_pid pid, struct up_info *info);
+
+/* Counters of one scheduler since up_run began (monotonic). */
+struct up_sched_stats {
+	uint64_t runs;           /* times a process was given the CPU */
+	uint64_t switches;       /* context switches (runs + returns to the scheduler loop) */
+	uint64_t spawns;         /* processes spawned by its processes */
+	uint64_t exits;          /* processes of it that ended */
+	uint64_t msgs_sent;      /* messages its processes sent */
+	uint64_t msgs_recv;      /* messages its processes received */
+	uint64_t io_submitted;   /* io_uring SQEs submitted */
+	uint64_t io_completed;   /* io_uring CQEs reaped */
+	uint64_t sleeps;         /* times it slept in the kernel (idle) */
+	uint64_t wakes;          /* times another thread woke it */
+	uint64_t wakes_sent;     /* times its processes woke a sleeping scheduler */
+	uint64_t steals;         /* processes it took from others of its node */
+	uint64_t given;          /* processes it handed to others of its node */
+	uint64_t long_runs;      /* processes seen running past long_run_us */
+	uint64_t processes;      /* live processes it runs now */
+};
+
+/*
+ * up_sched_stats - counters of scheduler sched (0..up_schedulers()-1).
+ * Any thread; counters of a running scheduler are read as they are.
+ * Returns 0, or -EINVAL (stats NULL, no such scheduler), -ESRCH (no runtime).
+ */
+int up_sched_stats(int sched, struct up_sched_stats *stats);
+
+/*
+ * up_print_processes - a table of every live process, like Erlang's i():
+ * pid, registered name or start function, status, reductions, heap bytes,
+ * queued messages, scheduler; then a line per scheduler.  Any thread.
+ * Returns the number of processes listed, or -EINVAL (f NULL), -ESRCH (no
+ * runtime), -EIO (write error on f).
+ */
+long up_print_processes(FILE *f);
 
 /* -------------------------------------------------------------- numa */
 

@@ -54,6 +54,7 @@ static void reserve(struct up__sched *s, unsigned n)
 static inline struct io_uring_sqe *sqe_get(struct up__sched *s)
 {
 	reserve(s, 1);
+	UP__STAT(s, io_submitted, 1);
 	return io_uring_get_sqe(&s->ring);
 }
 
@@ -79,6 +80,7 @@ static int wait_op(struct up__sched *s, struct up__proc *p, struct io_uring_sqe 
 		t->user_data = ud(p->pid, UP__IO_TIMEOUT);
 		n = 2;
 	}
+	UP__STAT(s, io_submitted, n);
 	/* Wait for this request's own completions only: an armed multishot
 	 * accept is in flight too, for as long as it stays armed. */
 	p->io.op_due = (uint16_t)n;
@@ -478,12 +480,15 @@ void up__io_reap(struct up__sched *s)
 	unsigned head, n = 0;
 	io_uring_for_each_cqe(&s->ring, head, cqe) {
 		n++;
-		if (cqe->user_data == UP__TAG_WAKE)
+		if (cqe->user_data == UP__TAG_WAKE) {
 			s->efd_armed = 0;
-		else
+			UP__STAT(s, wakes, 1);
+		} else {
 			up__io_complete(s, cqe->user_data, cqe->res, cqe->flags);
+		}
 	}
 	io_uring_cq_advance(&s->ring, n);
+	UP__STAT(s, io_completed, n);
 }
 
 void up__io_poll(struct up__sched *s)

@@ -165,7 +165,9 @@ static __attribute__((noinline)) int deliver_remote(struct up__sched *self, stru
 static inline __attribute__((always_inline)) int deliver(struct up__sched *self, struct up__proc *p,
 							  up_pid pid, unsigned mb, struct up__msg *m)
 {
-	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_RELAXED);
+	/* Acquire: a process given to this scheduler by another (scheduler.c,
+	 * balancing) is read here with the giver's writes. */
+	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_ACQUIRE);
 
 	if (t == self) {
 		/* p's private part is this thread's; p cannot exit under us. */
@@ -215,7 +217,7 @@ static int send_node(struct up__sched *self, struct up__proc *p, up_pid pid, uns
 {
 	int r = deliver(self, p, pid, mailbox, m);
 	if (self && r == 0) {
-		self->stats.msgs_sent++;
+		UP__STAT(self, msgs_sent, 1);
 		up__charge(self, 1);
 	}
 	return r;
@@ -295,7 +297,7 @@ int up_send_to(up_pid pid, unsigned mailbox, up_term t)
 	uint64_t words = 0;
 	int r = send_term(self, p, pid, mailbox, t, UP__MSG_TERM, &words);
 	if (self && r == 0) {
-		self->stats.msgs_sent++;
+		UP__STAT(self, msgs_sent, 1);
 		/* A copy costs in proportion to its size (one reduction per 256
 		 * bytes), so a sender of large terms yields before its copies
 		 * pile up: buffers are then reused warm instead of faulted in. */
@@ -363,7 +365,7 @@ static inline void take(struct up__sched *s, struct up__proc *p, unsigned mb, st
 				p->held->prev = h;
 			p->held = h;
 			out->_buf = m;
-			s->stats.msgs_recv++;
+			UP__STAT(s, msgs_recv, 1);
 			return;
 		}
 	} else {
@@ -372,7 +374,7 @@ static inline void take(struct up__sched *s, struct up__proc *p, unsigned mb, st
 		out->term = 0;
 	}
 	up__msg_free(&s->msgs, m);
-	s->stats.msgs_recv++;
+	UP__STAT(s, msgs_recv, 1);
 }
 
 static inline void view(const struct up__msg *m, unsigned mb, struct up_msg *v)

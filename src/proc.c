@@ -115,6 +115,8 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 	p->state = UP__P_FREE;
 	p->timed_out = 0;
 	p->killed = 0;
+	p->pinned = o && (o->flags & UP_SPAWN_SCHEDULER);
+	p->reds = 0;
 	p->timer_idx = 0;
 	p->fn = fn;
 	p->arg = arg;
@@ -168,7 +170,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 		__atomic_store_n(&p->inbox[i].tag, (uint64_t)pid, __ATOMIC_RELEASE);
 	}
 	if (self)
-		self->stats.spawns++;
+		UP__STAT(self, spawns, 1);
 	if (t == self) {
 		up__sched_add_new(self, p);
 	} else {
@@ -221,6 +223,16 @@ int up_yield(void)
 	p->state = UP__P_RUNNABLE;
 	up__sched_leave(p);
 	return 0;
+}
+
+int up_consume(unsigned n)
+{
+	struct up__sched *s = up__self_sched;
+	if (!s || !s->current)
+		return -EPERM;
+	if (n > UP_REDUCTIONS * 1000u)
+		return -EINVAL;
+	return up__charge(s, (int)n);
 }
 
 void up__proc_kill(struct up__sched *s, struct up__proc *p, up_term reason)
@@ -474,14 +486,9 @@ void up__proc_release(struct up__sched *s, struct up__proc *p)
 		(void)madvise(stack_lo, (size_t)(((uintptr_t)p & ~(UP__PAGE - 1)) - (uintptr_t)stack_lo),
 			      MADV_DONTNEED);
 
-	if (p->all_prev)
-		p->all_prev->all_next = p->all_next;
-	else if (s->all == p)
-		s->all = p->all_next;
-	if (p->all_next)
-		p->all_next->all_prev = p->all_prev;
+	up__sched_disown(s, p);
 	p->state = UP__P_FREE;
-	s->stats.exits++;
+	UP__STAT(s, exits, 1);
 	up__live_release(s);
 	up__region_give(&s->regions, p->slot, heap_dirty);
 }

@@ -72,6 +72,7 @@ struct up__proc {
 	uint8_t state;
 	uint8_t timed_out;
 	uint8_t killed;                     /* an exit signal ends it on resume */
+	uint8_t pinned;                     /* placed on a scheduler: never given away */
 	uint32_t timer_idx;                 /* in the scheduler's timer heap; 0: none */
 	uint8_t order[UP_MAX_MAILBOXES];    /* mailboxes, highest priority first */
 	struct {
@@ -93,6 +94,7 @@ struct up__proc {
 	struct up__msg *mark[UP_MAX_MAILBOXES]; /* receive mark: last node then */
 	struct up__io io;
 	struct up__sig sig;
+	uint64_t reds;                      /* reductions of its finished runs */
 	/* tools */
 	void *asan_fake_stack;
 	unsigned vg_stack;

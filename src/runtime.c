@@ -109,7 +109,9 @@ static int apply_opts(const struct up_run_opts *o, size_t *stack, size_t *heap)
 	    o->max_processes > ((uint64_t)1 << UP__SLOT_BITS) ||
 	    (o->spin_us > 1000000 && o->spin_us != UP_NO_SPIN) ||
 	    o->warm_regions > (1u << 20) || o->max_message_size > MAX_AREA ||
-	    (o->max_message_size && o->max_message_size < 256))
+	    (o->max_message_size && o->max_message_size < 256) ||
+	    (o->flags & ~UP_RUN_NO_BALANCE) || o->long_run_us > 60000000u ||
+	    (o->on_long_run && !o->long_run_us))
 		return -EINVAL;
 	*stack = o->stack_size ? o->stack_size : DEFAULT_STACK;
 	if (*stack < MIN_STACK)
@@ -124,6 +126,10 @@ static int apply_opts(const struct up_run_opts *o, size_t *stack, size_t *heap)
 	up__rt.spin_ns = o->spin_us == UP_NO_SPIN ? 0 : (int64_t)(o->spin_us ? o->spin_us : 50) * 1000;
 	up__rt.warm_regions = o->warm_regions ? o->warm_regions : 1024;
 	up__rt.max_message_size = o->max_message_size ? o->max_message_size : ((size_t)64 << 20);
+	up__rt.balance = !(o->flags & UP_RUN_NO_BALANCE);
+	up__rt.long_run_ns = (int64_t)o->long_run_us * 1000;
+	up__rt.on_long_run = o->on_long_run;
+	up__rt.long_run_arg = o->long_run_arg;
 	return 0;
 }
 
@@ -132,8 +138,10 @@ static void free_schedulers(void)
 	if (!up__rt.sched)
 		return;
 	for (int i = 0; i < up__rt.nsched; i++)
-		if (up__rt.sched[i])
+		if (up__rt.sched[i]) {
+			free(up__rt.sched[i]->peers);
 			up__node_free(up__rt.sched[i], sizeof(struct up__sched));
+		}
 	free(up__rt.sched);
 	up__rt.sched = NULL;
 }
@@ -155,6 +163,18 @@ static int make_schedulers(void)
 		s->cpu = up__rt.topo.pin_cpu[ci];
 		s->efd = -1;
 		up__rt.sched[i] = s;
+	}
+	/* Balancing peers: the other schedulers of the same node. */
+	for (int i = 0; i < up__rt.nsched && up__rt.balance; i++) {
+		struct up__sched *s = up__rt.sched[i];
+		for (int j = 0; j < up__rt.nsched; j++) {
+			struct up__sched *t = up__rt.sched[j];
+			if (t == s || t->node != s->node)
+				continue;
+			if (!s->peers && !(s->peers = calloc((size_t)up__rt.nsched, sizeof(*s->peers))))
+				return -ENOMEM;
+			s->peers[s->npeers++] = t;
+		}
 	}
 	return 0;
 }
@@ -191,6 +211,8 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 	for (; started < up__rt.nsched; started++)
 		if ((r = up__sched_start(up__rt.sched[started])) != 0)
 			break;
+	if (r == 0)
+		r = up__watchdog_start();
 	if (r == 0) {
 		__atomic_store_n(&up__rt.started, 1, __ATOMIC_RELEASE);
 		up_pid main_pid = up_spawn(main_fn, arg);
@@ -206,6 +228,7 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 		up__rt_stop();
 	for (int i = 0; i < started; i++)
 		up__sched_join(up__rt.sched[i]);
+	up__watchdog_stop();
 	__atomic_store_n(&up__rt.started, 0, __ATOMIC_RELEASE);
 	for (int i = 0; i < up__rt.nsched; i++)
 		up__sched_cleanup(up__rt.sched[i]);

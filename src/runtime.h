@@ -33,6 +33,10 @@ struct up__runtime {
 	int64_t spin_ns;
 	unsigned warm_regions;
 	size_t max_message_size;
+	int balance;               /* give new processes to idle peers (scheduler.c) */
+	int64_t long_run_ns;       /* 0: no watchdog */
+	void (*on_long_run)(up_pid, int64_t, void *);
+	void *long_run_arg;
 	/* start-up handshake (init_lock/init_cv): each scheduler thread reports
 	 * thread_started, then waits for init_done */
 	int init_done, init_err;
@@ -57,5 +61,9 @@ void up__live_release(struct up__sched *s) UP_INTERNAL;
 void up__live_flush(struct up__sched *s) UP_INTERNAL;
 /* Stop every scheduler (any thread). */
 void up__rt_stop(void) UP_INTERNAL;
+/* The long-run watchdog (watchdog.c): started after the schedulers when
+ * long_run_ns is set, stopped after they are joined.  0 or -errno. */
+int up__watchdog_start(void) UP_INTERNAL;
+void up__watchdog_stop(void) UP_INTERNAL;
 
 #endif

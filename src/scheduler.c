@@ -84,7 +84,7 @@ void up__sched_post(struct up__sched *t, struct up__msg *r)
 	 * (Dekker): it sees our push, or we see SLEEPING. */
 	if (__atomic_load_n(&t->state, __ATOMIC_SEQ_CST) == UP__S_SLEEPING) {
 		if (up__self_sched)
-			up__self_sched->stats.wakes_sent++;
+			UP__STAT(up__self_sched, wakes_sent, 1);
 		up__sched_kick(t);
 	}
 }
@@ -96,12 +96,35 @@ void up__sched_adopt(struct up__sched *s, struct up__proc *p)
 	if (s->all)
 		s->all->all_prev = p;
 	s->all = p;
+	__atomic_store_n(&s->nprocs, s->nprocs + 1, __ATOMIC_RELAXED);
 }
+
+void up__sched_disown(struct up__sched *s, struct up__proc *p)
+{
+	if (p->all_prev)
+		p->all_prev->all_next = p->all_next;
+	else if (s->all == p)
+		s->all = p->all_next;
+	else
+		return; /* never adopted (cleanup of a request never handled) */
+	if (p->all_next)
+		p->all_next->all_prev = p->all_prev;
+	__atomic_store_n(&s->nprocs, s->nprocs - 1, __ATOMIC_RELAXED);
+}
+
+/* r->word of a SPAWN request: 0 for a spawn placed here, GIVEN for a
+ * process a busy peer gave (balancing, below). */
+#define GIVEN 1
 
 /* Act on one request of the remote queue. */
 static void handle_request(struct up__sched *s, struct up__msg *r)
 {
 	if (r->kind == UP__MSG_SPAWN) {
+		if (r->word == GIVEN) {
+			UP__STAT(s, steals, 1);
+			if (!s->fed_at)
+				s->fed_at = up__now_ns();
+		}
 		up__sched_add_new(s, r->body);
 	} else {
 		UP_ASSERT(r->kind == UP__MSG_WAKE);
@@ -109,13 +132,23 @@ static void handle_request(struct up__sched *s, struct up__msg *r)
 		struct up__proc *p = up__slot_proc(up__pid_slot(pid));
 		/* The tag check makes the request stale-proof: only the very
 		 * process it names, alive, is ours to look at. */
-		if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid &&
-		    p->state != UP__P_ZOMBIE) {
+		if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
+			goto done;
+		/* A sender may have read p->sched just before p was given to
+		 * a peer: send the request on to p's scheduler now (only the
+		 * owner ever changes p->sched, so when it is s, s owns p). */
+		struct up__sched *owner = __atomic_load_n(&p->sched, __ATOMIC_ACQUIRE);
+		if (owner != s) {
+			up__sched_post(owner, r);
+			return;
+		}
+		if (p->state != UP__P_ZOMBIE) {
 			up__mailbox_drain(p, 0); /* acts on signals, in order */
 			if (p->state == UP__P_WAITING)
 				up__sched_make_runnable(s, p);
 		}
 	}
+done:
 	up__msg_free(&s->msgs, r);
 }
 
@@ -184,7 +217,14 @@ static inline void start_running(struct up__sched *s, struct up__proc *p)
 	s->current = p;
 	s->budget = UP__BUDGET;
 	p->state = UP__P_RUNNING;
-	s->stats.switches++;
+	UP__STAT(s, runs, 1);
+	__atomic_store_n(&s->running, p, __ATOMIC_RELAXED);
+}
+
+/* p leaves the CPU: what it spent of its budget joins its count. */
+static inline void account(struct up__sched *s, struct up__proc *p)
+{
+	p->reds += (uint64_t)(UP__BUDGET - s->budget);
 }
 
 /* ASan: tell which stack we are about to run on. */
@@ -217,6 +257,8 @@ static inline void run(struct up__sched *s, struct up__proc *p)
 	up__fiber_switch(&s->sp, p->sp);
 	up__fiber_arrived(s->asan_fake_stack, NULL, NULL);
 	s->current = NULL;
+	__atomic_store_n(&s->running, NULL, __ATOMIC_RELAXED);
+	UP__STAT(s, switches, 1);
 	after_switch(s);
 }
 
@@ -225,6 +267,7 @@ void up__sched_leave(struct up__proc *p)
 	struct up__sched *s = up__self_sched;
 	struct up__proc *q = next_direct(s);
 
+	account(s, p);
 	s->prev = p;
 	if (q) {
 		start_running(s, q);
@@ -265,6 +308,106 @@ void up__sched_entered(void)
 	after_switch(up__self_sched);
 }
 
+/* ------------------------------------------------------------- balancing */
+
+/*
+ * A scheduler with nothing to run says so (hungry); a busy peer of the same
+ * node gives it part of its spawn stack at its next pass through the loop.
+ * Only processes that never ran are given: they have no timer, no I/O, no
+ * receive mark, nothing tied to their scheduler but the list they are in.
+ * The giver is the owner, so it alone writes p->sched (release); a sender
+ * that read the old value posts its wake request to the giver, which sends
+ * it on (handle_request).  Processes never cross nodes this way, and those
+ * placed with UP_SPAWN_SCHEDULER never move.
+ *
+ * Which ones: of the newest GIVE_SCAN entries of the spawn stack, the older
+ * half.  A tree of spawns runs depth first, so older entries head larger
+ * subtrees (skynet's root gives away five of its ten children) and are the
+ * colder ones in this CPU's cache.  The scan is bounded, so a spawn stack of
+ * a million costs the same as one of ten.
+ *
+ * Giving pays only when the processes given keep the peer busy: processes
+ * that block at once on messages from the giver's processes (a ring, a
+ * pipeline) turn every hop between them into a cross-CPU wake-up.  So the
+ * fed scheduler measures how long its food lasted: under GIVE_MIN_BUSY_NS
+ * it stays quiet (not hungry) for a back-off that doubles with every such
+ * give (GIVE_BACKOFF_NS up to GIVE_BACKOFF_MAX_NS), and a give that lasted
+ * resets it.  The back-off costs the giver nothing: it is the peer's flag.
+ */
+#define GIVE_MIN_BUSY_NS 200000
+#define GIVE_BACKOFF_NS 1000000
+#define GIVE_BACKOFF_MAX_NS 1000000000
+#define GIVE_SCAN 64
+
+static unsigned give_half(struct up__sched *s, struct up__sched *t)
+{
+	struct up__proc *v[GIVE_SCAN], *rest;
+	unsigned n = 0, given = 0;
+
+	for (rest = s->new_top; rest && n < GIVE_SCAN; rest = rest->run_next)
+		v[n++] = rest;
+	/* Rebuild the stack: the newer half, then what is not given of the
+	 * older half, then the rest, each in its order. */
+	struct up__proc **link = &s->new_top;
+	for (unsigned i = 0; i < n; i++) {
+		struct up__proc *p = v[i];
+		struct up__msg *r;
+		if (i >= (n + 1) / 2 && !p->pinned && (r = up__msg_alloc(&s->msgs, t->node))) {
+			up__sched_disown(s, p);
+			__atomic_store_n(&p->sched, t, __ATOMIC_RELEASE);
+			r->kind = UP__MSG_SPAWN;
+			r->word = GIVEN;
+			r->body = p;
+			up__sched_post(t, r);
+			given++;
+			continue;
+		}
+		*link = p;
+		link = &p->run_next;
+	}
+	*link = rest;
+	UP__STAT(s, given, given);
+	return given;
+}
+
+/* s has nothing to run: say so, unless what it was given last did not last. */
+static void hunger(struct up__sched *s)
+{
+	if (__atomic_load_n(&s->hungry, __ATOMIC_RELAXED))
+		return;
+	int64_t now = up__now_ns();
+	if (s->fed_at) {
+		if (now - s->fed_at < GIVE_MIN_BUSY_NS) {
+			s->backoff = s->backoff ? s->backoff * 2 : GIVE_BACKOFF_NS;
+			if (s->backoff > GIVE_BACKOFF_MAX_NS)
+				s->backoff = GIVE_BACKOFF_MAX_NS;
+			s->quiet_until = now + s->backoff;
+		} else {
+			s->backoff = 0;
+		}
+		s->fed_at = 0;
+	}
+	if (now >= s->quiet_until)
+		__atomic_store_n(&s->hungry, 1, __ATOMIC_RELAXED);
+}
+
+/* s is in its loop with processes on its spawn stack: feed a hungry peer. */
+static void give_work(struct up__sched *s)
+{
+	if (!s->new_top || !s->new_top->run_next || s->npeers == 0)
+		return;
+	for (unsigned i = 0; i < s->npeers; i++) {
+		struct up__sched *t = s->peers[i];
+		int one = 1;
+		if (__atomic_load_n(&t->hungry, __ATOMIC_RELAXED) &&
+		    __atomic_compare_exchange_n(&t->hungry, &one, 0, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			give_half(s, t);
+			return;
+		}
+	}
+}
+
 /* ------------------------------------------------------------------ idle */
 
 static void arm_wake(struct up__sched *s)
@@ -277,6 +420,7 @@ static void arm_wake(struct up__sched *s)
 		sqe = io_uring_get_sqe(&s->ring);
 	}
 	io_uring_prep_read(sqe, s->efd, &s->efd_buf, sizeof(s->efd_buf), 0);
+	UP__STAT(s, io_submitted, 1);
 	io_uring_sqe_set_data64(sqe, UP__TAG_WAKE);
 	s->efd_armed = 1;
 }
@@ -291,6 +435,8 @@ static inline int has_work(struct up__sched *s, int64_t now)
 static void idle(struct up__sched *s)
 {
 	up__live_flush(s);
+	if (s->npeers)
+		hunger(s);
 	/* With I/O in flight, completions need a kernel entry (DEFER_TASKRUN):
 	 * wait for them there rather than spin. */
 	if (up__rt.spin_ns > 0 && !s->io_inflight) {
@@ -318,7 +464,7 @@ static void idle(struct up__sched *s)
 		__atomic_store_n(&s->state, UP__S_AWAKE, __ATOMIC_RELAXED);
 		return;
 	}
-	s->stats.sleeps++;
+	UP__STAT(s, sleeps, 1);
 	struct io_uring_cqe *cqe;
 	int64_t next = up__timer_next(&s->timers);
 	if (next == INT64_MAX) {
@@ -348,11 +494,15 @@ static void loop(struct up__sched *s)
 		take_remote(s);
 		fire_timers(s);
 		up__io_poll(s);
+		give_work(s);
 		struct up__proc *p = next_runnable(s);
-		if (p)
+		if (p) {
+			if (up_unlikely(s->hungry))
+				__atomic_store_n(&s->hungry, 0, __ATOMIC_RELAXED);
 			run(s, p);
-		else
+		} else {
 			idle(s);
+		}
 	}
 }
 

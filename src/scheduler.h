@@ -33,9 +33,10 @@ enum { UP__S_AWAKE = 0, UP__S_SLEEPING = 1 };
 /* user_data of the scheduler's own eventfd read (pid 0: never a process's). */
 #define UP__TAG_WAKE 1ull
 
-struct up__sched_stats {
-	uint64_t switches, spawns, exits, sleeps, wakes_sent, msgs_sent, msgs_recv;
-};
+/* Counters (struct up_sched_stats, public): written by the owner thread
+ * alone with UP__STAT (a relaxed atomic store, the cost of a plain add),
+ * read by any thread (info.c). */
+#define UP__STAT(s, f, n) __atomic_store_n(&(s)->stats.f, (s)->stats.f + (n), __ATOMIC_RELAXED)
 
 struct up__sched {
 	/* ---- owner thread ---- */
@@ -62,7 +63,11 @@ struct up__sched {
 	struct up__msg_cache msgs;
 	struct up__region_cache regions;
 	long credits;                     /* see runtime.c: live accounting */
-	struct up__sched_stats stats;
+	struct up_sched_stats stats;      /* see UP__STAT; `switches` counts returns to the loop */
+	long nprocs;                      /* processes in `all` (owner; read racily by info.c) */
+	struct up__sched **peers;         /* the other schedulers of its node (balancing) */
+	unsigned npeers;
+	int64_t fed_at, quiet_until, backoff; /* balancing back-off (scheduler.c) */
 	pthread_t thread;
 	int thread_started;
 	void *alt_stack;                  /* for the SIGSEGV handler (crash.c) */
@@ -70,6 +75,11 @@ struct up__sched {
 	/* ---- shared ---- */
 	struct up__msg *remote_head __attribute__((aligned(UP_CACHELINE))); /* atomic */
 	int state __attribute__((aligned(UP_CACHELINE)));                    /* atomic */
+	int hungry;   /* atomic: nothing to run; a busy peer of its node may give it new processes */
+	/* Sampled by the long-run watchdog (watchdog.c): the process on the
+	 * CPU (NULL in the scheduler loop), stored by the owner at every switch. */
+	struct up__proc *running __attribute__((aligned(UP_CACHELINE)));
+	uint64_t long_runs;                /* atomic: written by the watchdog */
 };
 
 /* The scheduler of the calling thread, NULL outside the runtime. */
@@ -104,6 +114,8 @@ static inline void up__sched_make_runnable(struct up__sched *s, struct up__proc 
 void up__sched_post(struct up__sched *t, struct up__msg *r) UP_INTERNAL;
 /* Owner thread: link a new process into s's list of processes. */
 void up__sched_adopt(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+/* Owner thread: unlink p from s's list (it exits, or goes to a peer). */
+void up__sched_disown(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
 
 /* Owner thread: a new process joins s (its list, its spawn stack). */
 static inline void up__sched_add_new(struct up__sched *s, struct up__proc *p)
@@ -126,12 +138,16 @@ void up__sched_entered(void) UP_INTERNAL;
  * its budget is spent it yields at that call (cooperative: nothing is ever
  * preempted).  UP__BUDGET per turn on the CPU.
  */
-#define UP__BUDGET 2000
+#define UP__BUDGET UP_REDUCTIONS
 int up_yield(void);
-static inline void up__charge(struct up__sched *s, int n)
+/* Charge n reductions to the running process; 1 if it yielded. */
+static inline int up__charge(struct up__sched *s, int n)
 {
-	if (up_unlikely((s->budget -= n) <= 0) && s->current)
+	if (up_unlikely((s->budget -= n) <= 0) && s->current) {
 		up_yield();
+		return 1;
+	}
+	return 0;
 }
 
 int up__sched_start(struct up__sched *s) UP_INTERNAL;

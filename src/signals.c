@@ -549,6 +549,19 @@ void up__registry_drop(up_pid pid)
 	pthread_mutex_unlock(&reg_lock);
 }
 
+up_term up__registry_name(up_pid pid)
+{
+	up_term name = UP_NIL;
+	pthread_mutex_lock(&reg_lock);
+	for (size_t i = 0; i < nreg; i++)
+		if (reg[i].pid == pid) {
+			name = reg[i].name;
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	return name;
+}
+
 up_pid up_whereis(up_term name)
 {
 	if (!up__rt_ready())

@@ -53,5 +53,7 @@ int up__signal_spawn(struct up__proc *parent, struct up__proc *child, unsigned f
 		     up_term *ref_out) UP_INTERNAL;
 /* Registry: drop pid's name (at exit). */
 void up__registry_drop(up_pid pid) UP_INTERNAL;
+/* Registry: pid's name, or UP_NIL (any thread). */
+up_term up__registry_name(up_pid pid) UP_INTERNAL;
 
 #endif

@@ -302,7 +302,13 @@ static void test_self_and_placement(void **state)
 	(void)state;
 	struct selfs s;
 	memset(&s, 0, sizeof s);
-	RUN_OK(self_main, &s, 2);
+	/* Without balancing, the default place is exactly the spawner's
+	 * scheduler (with it, an idle peer may take a process that has not
+	 * run yet: test_scheduler covers that). */
+	struct up_run_opts o = run_opts(2);
+	o.flags = UP_RUN_NO_BALANCE;
+	assert_int_equal(up_run(self_main, &s, &o), 0);
+	assert_no_pfail();
 	assert_true(s.main_pid > 0);
 	assert_int_equal(atomic_load(&s.done), SELF_N);
 	for (int i = 0; i < SELF_N; i++) {
@@ -945,6 +951,110 @@ static void rr_main(void *arg)
 	proc_wait_exit(pc);
 }
 
+/* ----------------------------------------------------- fair scheduling */
+
+/*
+ * A busy process that charges its work with up_consume(1) shares one
+ * scheduler with a ping-pong pair: between two consecutive steps of the
+ * pair it gets at most one budget (UP_REDUCTIONS) of work done, and the pair
+ * finishes long before the busy process does.  Without the budget the busy
+ * process would run its million units first.
+ */
+#define BUSY_UNITS 1000000
+#define PP_ROUNDS 100
+
+static struct {
+	atomic_long units;          /* busy work done so far */
+	long last, max_gap;
+	long at_pair_end;
+	int steps;
+} fair;
+
+static void fair_step(void)
+{
+	long u = atomic_load(&fair.units);
+	if (fair.steps++ > 0 && u - fair.last > fair.max_gap)
+		fair.max_gap = u - fair.last;
+	fair.last = u;
+}
+
+static void busy(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < BUSY_UNITS; i++) {
+		atomic_fetch_add(&fair.units, 1);
+		int r = up_consume(1);
+		PCHECK(r == 0 || r == 1);
+	}
+}
+
+static void pong_side(void *arg)
+{
+	(void)arg;
+	struct up_msg m;
+	for (int i = 0; i < PP_ROUNDS; i++) {
+		if (proc_recv_or_die(&m) != 0)
+			return;
+		fair_step();
+		up_send_word((up_pid)m.word, (uint64_t)up_self());
+	}
+}
+
+static void ping_side(void *arg)
+{
+	up_pid peer = *(up_pid *)arg;
+	struct up_msg m;
+	for (int i = 0; i < PP_ROUNDS; i++) {
+		up_send_word(peer, (uint64_t)up_self());
+		if (proc_recv_or_die(&m) != 0)
+			return;
+		fair_step();
+	}
+	fair.at_pair_end = atomic_load(&fair.units);
+}
+
+static void fair_main(void *arg)
+{
+	(void)arg;
+	static up_pid pong;
+	pong = up_spawn(pong_side, NULL);
+	up_pid ping = up_spawn(ping_side, &pong);
+	up_pid b = up_spawn(busy, NULL);
+	proc_wait_exit(ping);
+	proc_wait_exit(pong);
+	proc_wait_exit(b);
+}
+
+static void test_busy_cannot_starve(void **state)
+{
+	(void)state;
+	memset(&fair, 0, sizeof(fair));
+	RUN_OK(fair_main, NULL, 1);
+	print_message("  most busy units between two ping-pong steps: %ld; busy done at the "
+		      "pair's end: %ld of %d\n", fair.max_gap, fair.at_pair_end, BUSY_UNITS);
+	assert_int_equal(fair.steps, 2 * PP_ROUNDS);
+	assert_true(fair.max_gap > 0);               /* they did interleave */
+	assert_true(fair.max_gap <= UP_REDUCTIONS);  /* one budget at most */
+	assert_true(fair.at_pair_end < BUSY_UNITS / 2);
+}
+
+static void consume_main(void *arg)
+{
+	(void)arg;
+	PCHECK_EQ(up_consume(0), 0);
+	PCHECK_EQ(up_consume(UP_REDUCTIONS * 1000u + 1), -EINVAL);
+	/* A whole budget at once yields now. */
+	PCHECK_EQ(up_consume(UP_REDUCTIONS), 1);
+	PCHECK_EQ(up_consume(1), 0);
+}
+
+static void test_consume(void **state)
+{
+	(void)state;
+	assert_int_equal(up_consume(1), -EPERM);
+	RUN_OK(consume_main, NULL, 1);
+}
+
 static void test_yield_round_robin(void **state)
 {
 	(void)state;
@@ -1055,6 +1165,8 @@ int main(void)
 		UPT_TEST(test_alloc),
 		UPT_TEST(test_heap_limit),
 		UPT_TEST(test_yield_round_robin),
+		UPT_TEST(test_busy_cannot_starve),
+		UPT_TEST(test_consume),
 		UPT_TEST(test_spawn_enomem),
 	};
 	return UPT_RUN("proc", tests);
