@@ -277,8 +277,9 @@ static int send_term(struct up__sched *self, struct up__proc *p, up_pid pid, uns
 		m->body = (char *)m + head;
 		m->word = up__term_copy(t, m->body);
 		if (up__is_bad(m->word)) {
+			int err = up_term_error(m->word);
 			up__node_free(m, size);
-			return up_term_error(m->word);
+			return err;
 		}
 	}
 	m->kind = kind;
