@@ -596,7 +596,8 @@ int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word);
  * Returns 0 and fills *msg, or
  *   -ETIMEDOUT  nothing arrived in time;
  *   -EINVAL     msg is NULL or timeout_ns < 0 and not UP_INFINITY;
- *   -EPERM      called outside a process.
+ *   -EPERM      called outside a process;
+ *   -ENOMEM     a wait with a timeout found no memory for its timer.
  */
 int up_recv(struct up_msg *msg, int64_t timeout_ns);
 
@@ -657,8 +658,11 @@ int up_erase(up_term key);
  * (NULL buffer with a length, negative fd, timeout < 0 and not
  * UP_INFINITY); -ETIMEDOUT past the timeout (the request is cancelled and
  * nothing more happens to the buffer); -ECANCELED when the runtime shuts
- * down under the call; otherwise the negative errno of the operation
- * (-ECONNRESET, -EPIPE, -EBADF, ...).
+ * down under the call; -EAGAIN when the ring had no room for the request
+ * even after submitting what was queued (nothing was started); -ENOMEM
+ * (accept: no memory for its queue; a timed accept: for its timer);
+ * otherwise the negative errno of the operation (-ECONNRESET, -EPIPE,
+ * -EBADF, ...).
  *
  * A process that exits (or is ended) while a request is in flight has it
  * cancelled; its region is reused only after the kernel is done with it.
@@ -688,7 +692,8 @@ int up_io_close(int fd);
 /* shutdown(2) of a socket.  0 or a negative errno. */
 int up_io_shutdown(int fd, int how);
 /* Park the calling process for ns nanoseconds (messages do not end the
- * sleep).  0, -EINVAL for ns < 0, -EPERM outside a process. */
+ * sleep).  0, -EINVAL for ns < 0, -EPERM outside a process, -ENOMEM (no
+ * memory for its timer). */
 int up_sleep(int64_t ns);
 /*
  * The calling process owns fd: it is closed when the process exits, however

@@ -19,6 +19,7 @@
 #include <jemalloc/jemalloc.h>
 
 #include "debug.h"
+#include "fault.h"
 
 static const struct up__topology *topo;
 
@@ -33,7 +34,8 @@ static __thread int thread_node;
 /* Header of HDR bytes before the block: its node.  HDR keeps alignment. */
 static void *hdr_alloc(int node, size_t size, size_t hdr)
 {
-	char *h = aligned_alloc(hdr, hdr + ((size + hdr - 1) & ~(hdr - 1)));
+	char *h = UP_FAULT_PTR(UP__F_NODE_ALLOC,
+			       aligned_alloc(hdr, hdr + ((size + hdr - 1) & ~(hdr - 1))));
 	if (!h)
 		return NULL;
 	*(int *)(h + hdr - 16) = node;
@@ -124,16 +126,18 @@ void up__node_mem_fini(void)
 void *up__node_alloc(int node, size_t size)
 {
 	UP_ASSERT(topo && node >= 0 && node < topo->nnodes);
-	return mallocx(size, MALLOCX_ARENA(arena_of[node]) | MALLOCX_TCACHE_NONE);
+	return UP_FAULT_PTR(UP__F_NODE_ALLOC,
+			    mallocx(size, MALLOCX_ARENA(arena_of[node]) | MALLOCX_TCACHE_NONE));
 }
 
 void *up__node_alloc_line(int node, size_t size)
 {
 	UP_ASSERT(topo && node >= 0 && node < topo->nnodes);
-	return mallocx(size, MALLOCX_ARENA(arena_of[node]) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(64));
+	return UP_FAULT_PTR(UP__F_NODE_ALLOC, mallocx(size, MALLOCX_ARENA(arena_of[node]) |
+								  MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(64)));
 }
 
-void *up__local_alloc(size_t size) { return mallocx(size, 0); }
+void *up__local_alloc(size_t size) { return UP_FAULT_PTR(UP__F_NODE_ALLOC, mallocx(size, 0)); }
 
 void up__node_free(void *p, size_t size)
 {

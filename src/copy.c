@@ -7,6 +7,7 @@
  * in Erlang's copy on send).
  */
 #include "term.h"
+#include "fault.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static int push(struct stack *s, up_term t, uint64_t *dst)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap * 2;
-		struct work *w = malloc(cap * sizeof(*w));
+		struct work *w = UP_FAULT_PTR(UP__F_COPY_STACK, malloc(cap * sizeof(*w)));
 		if (!w)
 			return -ENOMEM;
 		memcpy(w, s->w, s->n * sizeof(*w));

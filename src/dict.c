@@ -46,8 +46,14 @@ static up_term keep(struct up__proc *p, up_term t, uint32_t *bytes)
 	uint64_t *buf = up__side_alloc(p, (size_t)words * 8);
 	if (!buf)
 		return up__mkbad(-ENOMEM);
+	up_term c = up__term_copy(t, buf);
+	if (up__is_bad(c)) {
+		/* Its work stack failed: the buffer is not kept. */
+		up__side_free(p, buf, (size_t)words * 8);
+		return c;
+	}
 	*bytes = (uint32_t)(words * 8);
-	return up__term_copy(t, buf);
+	return c;
 }
 
 static void drop(struct up__proc *p, up_term t, uint32_t bytes)

@@ -15,11 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "proc.h"
 #include "scheduler.h"
 #include "runtime.h"
 
 #define ACCEPT_QUEUE 64
+/* user_data of a request turned into a NOP before submission (pid 0). */
+#define TAG_NOP 2ull
 
 /* Connections taken by a process's multishot accept, not yet handed out. */
 struct up__accept {
@@ -41,21 +44,35 @@ static inline struct up__proc *current(void)
 	return s ? s->current : NULL;
 }
 
+/* Submit what is queued; a failure leaves it queued for the next try. */
+static int submit(struct up__sched *s)
+{
+	int r = UP_FAULT_ERR(UP__F_SUBMIT, io_uring_submit(&s->ring));
+	if (r == -EBUSY || r == -EAGAIN) /* CQ overflow: make room */
+		up__io_reap(s);
+	return r;
+}
+
 /* n free SQEs, submitting what is queued if needed (never drops). */
 static void reserve(struct up__sched *s, unsigned n)
 {
-	while (io_uring_sq_space_left(&s->ring) < n) {
-		int r = io_uring_submit(&s->ring);
-		if (r == -EBUSY || r == -EAGAIN) /* CQ overflow: make room */
-			up__io_reap(s);
-	}
+	while (io_uring_sq_space_left(&s->ring) < n)
+		submit(s);
 }
 
+/* A free SQE, or NULL when even a submit did not give one (the caller
+ * reports -EAGAIN; nothing of it is queued). */
 static inline struct io_uring_sqe *sqe_get(struct up__sched *s)
 {
 	reserve(s, 1);
-	UP__STAT(s, io_submitted, 1);
-	return io_uring_get_sqe(&s->ring);
+	struct io_uring_sqe *sqe = UP_FAULT_PTR(UP__F_SQE, io_uring_get_sqe(&s->ring));
+	if (up_unlikely(!sqe)) {
+		submit(s);
+		sqe = UP_FAULT_PTR(UP__F_SQE, io_uring_get_sqe(&s->ring));
+	}
+	if (sqe)
+		UP__STAT(s, io_submitted, 1);
+	return sqe;
 }
 
 static int check_timeout(int64_t t)
@@ -72,15 +89,22 @@ static int wait_op(struct up__sched *s, struct up__proc *p, struct io_uring_sqe 
 	unsigned n = 1;
 	p->io.timedout = 0;
 	if (timeout_ns != UP_INFINITY) {
+		/* Reserved by start(); no submit in between (the op would go
+		 * without its timeout). */
+		struct io_uring_sqe *t = UP_FAULT_PTR(UP__F_SQE, io_uring_get_sqe(&s->ring));
+		if (up_unlikely(!t)) {
+			io_uring_prep_nop(sqe);
+			sqe->user_data = TAG_NOP;
+			return -EAGAIN;
+		}
 		sqe->flags |= IOSQE_IO_LINK;
 		p->io.ts.tv_sec = timeout_ns / 1000000000;
 		p->io.ts.tv_nsec = timeout_ns % 1000000000;
-		struct io_uring_sqe *t = io_uring_get_sqe(&s->ring); /* reserved */
 		io_uring_prep_link_timeout(t, &p->io.ts, 0);
 		t->user_data = ud(p->pid, UP__IO_TIMEOUT);
+		UP__STAT(s, io_submitted, 1);
 		n = 2;
 	}
-	UP__STAT(s, io_submitted, n);
 	/* Wait for this request's own completions only: an armed multishot
 	 * accept is in flight too, for as long as it stays armed. */
 	p->io.op_due = (uint16_t)n;
@@ -118,7 +142,10 @@ static struct io_uring_sqe *start(struct up__sched **sp, struct up__proc **pp, i
 	reserve(s, 2);
 	*sp = s;
 	*pp = p;
-	return io_uring_get_sqe(&s->ring);
+	struct io_uring_sqe *sqe = sqe_get(s);
+	if (up_unlikely(!sqe))
+		*err = -EAGAIN;
+	return sqe;
 }
 
 #define RW_MAX 0x7ffff000u /* read(2)'s own limit per call */
@@ -172,6 +199,7 @@ static ssize_t write_all(int fd, const void *buf, size_t len, int flags, int is_
 			return err;
 		const char *b = (const char *)buf + done;
 		size_t n = len - done;
+		n = up__fault(UP__F_SHORT_WRITE) && n > 1 ? n / 2 : n;
 		if (is_send)
 			io_uring_prep_send(sqe, fd, b, n, flags | MSG_NOSIGNAL);
 		else
@@ -330,23 +358,32 @@ static void acc_push(struct up__proc *p, struct up__accept *a, int fd)
 	a->q[(a->head + a->n++) % a->cap] = fd;
 }
 
-static void arm_accept(struct up__sched *s, struct up__proc *p, struct up__accept *a)
+static int arm_accept(struct up__sched *s, struct up__proc *p, struct up__accept *a)
 {
 	struct io_uring_sqe *sqe = sqe_get(s);
+	if (!sqe)
+		return -EAGAIN;
 	io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
 	sqe->user_data = ud(p->pid, UP__IO_ACCEPT);
 	a->armed = 1;
 	p->io.inflight++;
 	s->io_inflight++;
+	return 0;
 }
 
-static void cancel_kind(struct up__sched *s, struct up__proc *p, unsigned kind)
+/* Cancel p's requests of `kind`: 0, or -EAGAIN when no SQE came even after
+ * a few submits (the requests then end by themselves, or with the run). */
+static int cancel_kind(struct up__sched *s, struct up__proc *p, unsigned kind)
 {
-	struct io_uring_sqe *sqe = sqe_get(s);
+	struct io_uring_sqe *sqe;
+	for (int i = 0; !(sqe = sqe_get(s)); i++)
+		if (i == 4)
+			return -EAGAIN;
 	io_uring_prep_cancel64(sqe, ud(p->pid, kind), IORING_ASYNC_CANCEL_ALL);
 	sqe->user_data = ud(p->pid, UP__IO_CANCEL);
 	p->io.inflight++;
 	s->io_inflight++;
+	return 0;
 }
 
 int up_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t timeout_ns)
@@ -377,7 +414,8 @@ int up_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t time
 	if (a->fd != fd && a->armed) {
 		/* Another listening socket: stop the old multishot first
 		 * (connections it already took are still handed out). */
-		cancel_kind(s, p, UP__IO_ACCEPT);
+		if (cancel_kind(s, p, UP__IO_ACCEPT) != 0)
+			return -EAGAIN;
 		while (a->armed) {
 			p->state = UP__P_WAITING_ACCEPT;
 			up__sched_leave(p);
@@ -406,8 +444,11 @@ int up_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t time
 		}
 		if (__atomic_load_n(&up__rt.stopping, __ATOMIC_RELAXED))
 			return -ECANCELED;
-		if (!a->armed)
-			arm_accept(s, p, a);
+		if (!a->armed && arm_accept(s, p, a) != 0) {
+			if (p->timer_idx)
+				up__timer_remove(&up__self_sched->timers, p);
+			return -EAGAIN;
+		}
 		if (timeout_ns == UP_INFINITY) {
 			p->state = UP__P_WAITING_ACCEPT;
 			up__sched_leave(p);
@@ -435,7 +476,7 @@ void up__io_complete(struct up__sched *s, uint64_t user_data, int res, unsigned 
 	int done = 1; /* this CQE ends its request */
 	switch (kind) {
 	case UP__IO_OP:
-		p->io.res = res;
+		p->io.res = UP_FAULT_ERR(UP__F_CQE, res);
 		p->io.op_due--;
 		break;
 	case UP__IO_TIMEOUT:
@@ -446,6 +487,11 @@ void up__io_complete(struct up__sched *s, uint64_t user_data, int res, unsigned 
 	case UP__IO_ACCEPT: {
 		struct up__accept *a = p->io.acc;
 		done = !(flags & IORING_CQE_F_MORE);
+		int fe = res >= 0 ? up__fault(UP__F_ACCEPT_CQE) : 0;
+		if (up_unlikely(fe)) { /* as if the kernel had failed it */
+			close(res);
+			res = fe;
+		}
 		if (res >= 0) {
 			if (p->state == UP__P_ZOMBIE)
 				close(res);
@@ -483,6 +529,8 @@ void up__io_reap(struct up__sched *s)
 		if (cqe->user_data == UP__TAG_WAKE) {
 			s->efd_armed = 0;
 			UP__STAT(s, wakes, 1);
+		} else if (up_unlikely(cqe->user_data == TAG_NOP)) {
+			; /* a request withdrawn before submission */
 		} else {
 			up__io_complete(s, cqe->user_data, cqe->res, cqe->flags);
 		}
@@ -494,7 +542,7 @@ void up__io_reap(struct up__sched *s)
 void up__io_poll(struct up__sched *s)
 {
 	if (io_uring_sq_ready(&s->ring) || s->io_inflight) {
-		io_uring_submit_and_get_events(&s->ring);
+		(void)UP_FAULT_ERR(UP__F_SUBMIT, io_uring_submit_and_get_events(&s->ring));
 		up__io_reap(s);
 	}
 }
@@ -530,8 +578,8 @@ int up__io_exit(struct up__sched *s, struct up__proc *p)
 		return 0;
 	/* Ended while parked on a request (or with an accept armed): cancel;
 	 * the region stays ours until the kernel has answered everything. */
-	cancel_kind(s, p, UP__IO_OP);
+	(void)cancel_kind(s, p, UP__IO_OP);
 	if (a && a->armed)
-		cancel_kind(s, p, UP__IO_ACCEPT);
+		(void)cancel_kind(s, p, UP__IO_ACCEPT);
 	return 1;
 }

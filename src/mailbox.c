@@ -39,6 +39,7 @@
 #include "scheduler.h"
 #include "term.h"
 #include "node_mem.h"
+#include "fault.h"
 
 #define QUEUE_PUNISH 1024
 
@@ -137,7 +138,7 @@ static __attribute__((noinline)) int deliver_remote(struct up__sched *self, stru
 			return -ESRCH;
 		}
 		if ((cur.ptr == UP__INBOX_WAITING || signal) && !wake) {
-			wake = up__msg_alloc(c, t->node);
+			wake = UP_FAULT_PTR(UP__F_REMOTE_REQ, up__msg_alloc(c, t->node));
 			if (!wake) {
 				up__msg_release(self, m);
 				return -ENOMEM;
@@ -231,7 +232,7 @@ int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
 		return err;
 	struct up__sched *self = up__self_sched;
 	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
-	struct up__msg *m = up__msg_alloc(self ? &self->msgs : NULL, node);
+	struct up__msg *m = UP_FAULT_PTR(UP__F_MSG_NODE, up__msg_alloc(self ? &self->msgs : NULL, node));
 	if (up_unlikely(!m))
 		return -ENOMEM;
 	m->word = word;
@@ -260,7 +261,7 @@ static int send_term(struct up__sched *self, struct up__proc *p, up_pid pid, uns
 	struct up__msg *m;
 	if (words == 0) {
 		/* An immediate travels in the node itself. */
-		m = up__msg_alloc(self ? &self->msgs : NULL, node);
+		m = UP_FAULT_PTR(UP__F_MSG_NODE, up__msg_alloc(self ? &self->msgs : NULL, node));
 		if (!m)
 			return -ENOMEM;
 		m->size = 0;
@@ -270,15 +271,17 @@ static int send_term(struct up__sched *self, struct up__proc *p, up_pid pid, uns
 		/* One allocation: node, held link, copy; on the receiver's node
 		 * (through the thread's cache when that is the sender's). */
 		size_t size = head + (size_t)words * 8;
-		m = self && self->node == node ? up__local_alloc(size) : up__node_alloc(node, size);
+		m = UP_FAULT_PTR(UP__F_MSG_BUFFER, self && self->node == node ? up__local_alloc(size)
+										   : up__node_alloc(node, size));
 		if (!m)
 			return -ENOMEM;
 		m->size = (uint32_t)size;
 		m->body = (char *)m + head;
 		m->word = up__term_copy(t, m->body);
 		if (up__is_bad(m->word)) {
+			int err = up_term_error(m->word);
 			up__node_free(m, size);
-			return up_term_error(m->word);
+			return err;
 		}
 	}
 	m->kind = kind;

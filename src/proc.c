@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "fault.h"
 #include "fiber.h"
 #include "node_mem.h"
 #include "region.h"
@@ -95,7 +96,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 	struct up__sched *t = up__rt.sched[ti];
 	/* Another scheduler's process is handed over by a request. */
 	struct up__msg *req = NULL;
-	if (t != self && !(req = up__msg_alloc(self ? &self->msgs : NULL, t->node)))
+	if (t != self && !(req = UP_FAULT_PTR(UP__F_REMOTE_REQ, up__msg_alloc(self ? &self->msgs : NULL, t->node))))
 		return -ENOMEM;
 	if ((r = up__live_acquire(self)) != 0)
 		goto fail;
@@ -278,8 +279,8 @@ static void *heap_grow(struct up__proc *p, size_t size)
 	size_t want = size + sizeof(struct up__heap_map);
 	size_t len = last * 2 > want ? last * 2 : want;
 	len = (len + UP__PAGE - 1) & ~(UP__PAGE - 1);
-	struct up__heap_map *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	struct up__heap_map *m = UP_FAULT_MAP(UP__F_HEAP_MAP, mmap(NULL, len, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
 	if (m == MAP_FAILED)
 		return NULL;
 	if (!p->heap_maps)
@@ -390,7 +391,7 @@ void *up__side_alloc(struct up__proc *p, size_t size)
 {
 	if (p->heap_limit && p->heap_used + size > p->heap_limit)
 		return NULL;
-	void *b = up__local_alloc(size);
+	void *b = UP_FAULT_PTR(UP__F_SIDE_ALLOC, up__local_alloc(size));
 	if (b)
 		p->heap_used += size;
 	return b;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "fault.h"
 #include "node_mem.h"
 #include "proc.h"
 
@@ -105,8 +106,8 @@ static int chunk_new(struct up__node_pool *pool, int node)
 	ch->gen = gens[ci];
 	/* Aligned to the slot size so a slot never straddles a huge page
 	 * boundary unevenly; NORESERVE: only touched pages count. */
-	char *raw = mmap(NULL, len + up__regions.layout.slot_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *raw = UP_FAULT_MAP(UP__F_CHUNK_MAP, mmap(NULL, len + up__regions.layout.slot_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
 	if (raw == MAP_FAILED) {
 		free(ch);
 		err = -ENOMEM;
@@ -131,22 +132,29 @@ out:
 	return err;
 }
 
-static void guard_install(uint32_t slot)
+/* 0, or -ENOMEM when the marker could not be installed (the slot stays
+ * unguarded-and-unmarked: the next take of it tries again). */
+static int guard_install(uint32_t slot)
 {
 	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
 	uint32_t i = slot & (UP__CHUNK_SLOTS - 1);
 
 	if (ch->guarded[i / 64] & (1ull << (i % 64)))
-		return;
-	ch->guarded[i / 64] |= 1ull << (i % 64);
-	if (!up__regions.guard_supported)
-		return;
+		return 0;
 	/* Pre-6.13 kernels lack guard markers; an mprotect'ed page would split
 	 * the mapping (two VMAs per process, the max_map_count limit), so
-	 * without markers stacks are unguarded (documented in design.md). */
-	if (madvise(up__slot_base(slot) + up__regions.layout.heap_size, UP__PAGE,
-		    MADV_GUARD_INSTALL) != 0 && errno == EINVAL)
+	 * without markers stacks are unguarded (documented in design.md).
+	 * Any other failure (no memory for page tables) fails the spawn: a
+	 * process must never run on a stack that silently lacks its guard. */
+	if (up__regions.guard_supported &&
+	    UP_FAULT_SYS(UP__F_GUARD, madvise(up__slot_base(slot) + up__regions.layout.heap_size,
+					      UP__PAGE, MADV_GUARD_INSTALL)) != 0) {
+		if (errno != EINVAL)
+			return -ENOMEM;
 		up__regions.guard_supported = false;
+	}
+	ch->guarded[i / 64] |= 1ull << (i % 64);
+	return 0;
 }
 
 /* Move up to `want` slots of node's pool into out[]; returns how many. */
@@ -251,7 +259,10 @@ int64_t up__region_take(struct up__region_cache *c, int node)
 	} else if (pool_take(node, &slot, 1) != 1) {
 		return up__regions.nchunks >= UP__MAX_CHUNKS ? -EAGAIN : -ENOMEM;
 	}
-	guard_install(slot);
+	if (up_unlikely(guard_install(slot) != 0)) {
+		up__region_give(c, slot, 0);
+		return -ENOMEM;
+	}
 	return slot;
 }
 

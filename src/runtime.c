@@ -226,7 +226,8 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 	pthread_mutex_unlock(&up__rt.init_lock);
 	if (r != 0)
 		up__rt_stop();
-	for (int i = 0; i < started; i++)
+	/* Every thread made, the one whose start-up failed included. */
+	for (int i = 0; i < up__rt.nsched; i++)
 		up__sched_join(up__rt.sched[i]);
 	up__watchdog_stop();
 	__atomic_store_n(&up__rt.started, 0, __ATOMIC_RELEASE);

@@ -24,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "fiber.h"
 #include "node_mem.h"
 #include "runtime.h"
@@ -410,19 +411,23 @@ static void give_work(struct up__sched *s)
 
 /* ------------------------------------------------------------------ idle */
 
-static void arm_wake(struct up__sched *s)
+/* 0, or -EBUSY without an SQE for the wake read (then do not sleep). */
+static int arm_wake(struct up__sched *s)
 {
 	if (s->efd_armed)
-		return;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+		return 0;
+	struct io_uring_sqe *sqe = UP_FAULT_PTR(UP__F_WAKE_SQE, io_uring_get_sqe(&s->ring));
 	if (!sqe) {
 		io_uring_submit(&s->ring);
-		sqe = io_uring_get_sqe(&s->ring);
+		sqe = UP_FAULT_PTR(UP__F_WAKE_SQE, io_uring_get_sqe(&s->ring));
+		if (!sqe)
+			return -EBUSY;
 	}
 	io_uring_prep_read(sqe, s->efd, &s->efd_buf, sizeof(s->efd_buf), 0);
 	UP__STAT(s, io_submitted, 1);
 	io_uring_sqe_set_data64(sqe, UP__TAG_WAKE);
 	s->efd_armed = 1;
+	return 0;
 }
 
 static inline int has_work(struct up__sched *s, int64_t now)
@@ -458,7 +463,8 @@ static void idle(struct up__sched *s)
 		if (has_work(s, now))
 			return;
 	}
-	arm_wake(s);
+	if (arm_wake(s) != 0)
+		return; /* a sleep nobody could end: poll again */
 	__atomic_store_n(&s->state, UP__S_SLEEPING, __ATOMIC_SEQ_CST);
 	if (has_work(s, up__now_ns())) {
 		__atomic_store_n(&s->state, UP__S_AWAKE, __ATOMIC_RELAXED);
@@ -468,13 +474,14 @@ static void idle(struct up__sched *s)
 	struct io_uring_cqe *cqe;
 	int64_t next = up__timer_next(&s->timers);
 	if (next == INT64_MAX) {
-		io_uring_submit_and_wait(&s->ring, 1);
+		(void)UP_FAULT_ERR(UP__F_SUBMIT, io_uring_submit_and_wait(&s->ring, 1));
 	} else {
 		int64_t d = next - up__now_ns();
 		if (d < 0)
 			d = 0;
 		struct __kernel_timespec ts = { .tv_sec = d / 1000000000, .tv_nsec = d % 1000000000 };
-		io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+		(void)UP_FAULT_ERR(UP__F_SUBMIT,
+				   io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL));
 	}
 	__atomic_store_n(&s->state, UP__S_AWAKE, __ATOMIC_SEQ_CST);
 	up__io_reap(s);
@@ -516,7 +523,7 @@ static int ring_setup(struct up__sched *s)
 	int r = -EINVAL;
 	for (unsigned i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
 		struct io_uring_params prm = { .flags = flag_sets[i] };
-		r = io_uring_queue_init_params(RING_ENTRIES, &s->ring, &prm);
+		r = UP_FAULT_ERR(UP__F_RING_SETUP, io_uring_queue_init_params(RING_ENTRIES, &s->ring, &prm));
 		if (r == 0)
 			return 0;
 		if (r != -EINVAL)

@@ -227,10 +227,19 @@ int up__signal_handle(struct up__sched *s, struct up__proc *p, struct up__msg *m
 		}
 		break;
 	}
-	case UP__MSG_SIG_LINK:
-		if (link_add(p, sig_from(t, NULL)) != 0)
-			up__proc_kill(s, p, UP_KILLED); /* no memory to keep a link */
+	case UP__MSG_SIG_LINK: {
+		up_pid from = sig_from(t, NULL);
+		if (link_add(p, from) != 0) {
+			/* No memory to keep the link: p dies, and since its
+			 * table will not name the linker, the linker is told
+			 * here (else it would never hear of the death). */
+			up__proc_kill(s, p, UP_KILLED);
+			struct tup5 x;
+			up_term e[3] = { A_EXIT, up_pid_term(p->pid), p->exit_reason };
+			up__signal_send(s, from, UP__MSG_SIG_LINK_EXIT, stack_tuple(&x, 3, e));
+		}
 		break;
+	}
 	case UP__MSG_SIG_UNLINK:
 		link_del(g, sig_from(t, NULL));
 		break;
@@ -302,28 +311,42 @@ void up__signal_exit(struct up__sched *s, struct up__proc *p, struct up__msg *pe
 }
 
 /* The spawner's side of UP_SPAWN_LINK / UP_SPAWN_MONITOR, and the child's,
- * before the child is published (so it can never die unseen). */
+ * before the child is published (so it can never die unseen).  On failure
+ * both sides are as before: the child's tables freed, the parent's entries
+ * for the never-published child removed. */
 int up__signal_spawn(struct up__proc *parent, struct up__proc *child, unsigned flags,
 		     up_term *ref_out)
 {
-	if (flags & UP_SPAWN_LINK) {
-		if (link_add(parent, child->pid) || link_add(child, parent->pid))
-			return -ENOMEM;
+	uint32_t ids[3] = { 0, 0, 0 };
+	int r = 0;
+
+	if ((flags & UP_SPAWN_LINK) &&
+	    (link_add(parent, child->pid) || link_add(child, parent->pid))) {
+		r = -ENOMEM;
+		goto undo;
 	}
 	if (flags & UP_SPAWN_MONITOR) {
 		up_term ref = up_make_ref();
-		uint32_t ids[3];
-		if (up__is_bad(ref))
-			return up_term_error(ref);
+		if (up__is_bad(ref)) {
+			r = up_term_error(ref);
+			goto undo;
+		}
 		ref_ids(ref, ids);
 		if (mon_add(parent, &parent->sig.out, &parent->sig.nout, &parent->sig.capout, ids,
 			    child->pid) ||
 		    mon_add(child, &child->sig.in, &child->sig.nin, &child->sig.capin, ids,
-			    parent->pid))
-			return -ENOMEM;
+			    parent->pid)) {
+			r = -ENOMEM;
+			goto undo;
+		}
 		*ref_out = ref;
 	}
 	return 0;
+undo:
+	link_del(&parent->sig, child->pid);
+	mon_del(parent->sig.out, &parent->sig.nout, ids, NULL);
+	up__signal_free(child);
+	return r;
 }
 
 /* ------------------------------------------------------------ the API */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "fault.h"
 #include "proc.h"
 
 static void put(struct up__timer_heap *t, uint32_t i, struct up__proc *p)
@@ -49,7 +50,7 @@ int up__timer_add(struct up__timer_heap *t, struct up__proc *p)
 	UP_ASSERT(p->timer_idx == 0);
 	if (t->n + 1 >= t->cap) {
 		uint32_t cap = t->cap ? t->cap * 2 : 64;
-		struct up__proc **h = realloc(t->h, cap * sizeof(*h));
+		struct up__proc **h = UP_FAULT_PTR(UP__F_TIMER, realloc(t->h, cap * sizeof(*h)));
 		if (!h)
 			return -ENOMEM;
 		t->h = h;
