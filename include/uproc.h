@@ -775,6 +775,15 @@ struct up_sched_stats {
 int up_sched_stats(int sched, struct up_sched_stats *stats);
 
 /*
+ * up_processes - the pids of the live processes (Erlang's processes()):
+ * up to max of them into pids, in no particular order.  Any thread.
+ * Returns how many processes live (which may be more than max: call again
+ * with a larger array), or -EINVAL (pids NULL with max > 0), -ESRCH (no
+ * runtime).
+ */
+long up_processes(up_pid *pids, size_t max);
+
+/*
  * up_print_processes - a table of every live process, like Erlang's i():
  * pid, registered name or start function, status, reductions, heap bytes,
  * queued messages, scheduler; then a line per scheduler.  Any thread.

@@ -147,33 +147,79 @@ static int print_one(FILE *f, const struct up_info *in)
 		       status_name(in->status), in->reductions, in->heap_bytes, q, in->scheduler);
 }
 
+/* Call fn(pid, arg) for every live process, in slot order, until it
+ * returns non-zero (then return that). */
+static int each_live(int (*fn)(up_pid, void *), void *arg)
+{
+	uint32_t nchunks = __atomic_load_n(&up__regions.nchunks, __ATOMIC_ACQUIRE);
+	for (uint32_t c = 0; c < nchunks; c++) {
+		struct up__chunk *ch = up__regions.chunk[c];
+		for (uint32_t i = 0; i < UP__CHUNK_SLOTS; i++) {
+			uint32_t gen = __atomic_load_n(&ch->gen[i], __ATOMIC_RELAXED);
+			if (!gen)
+				continue;
+			up_pid pid = up__make_pid(c << UP__CHUNK_BITS | i, gen);
+			struct up__proc *p = up__slot_proc(c << UP__CHUNK_BITS | i);
+			if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)
+				continue;
+			int r = fn(pid, arg);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+struct collect { up_pid *pids; size_t max; long n; };
+
+static int collect_one(up_pid pid, void *arg)
+{
+	struct collect *c = arg;
+	if ((size_t)c->n < c->max)
+		c->pids[c->n] = pid;
+	c->n++;
+	return 0;
+}
+
+long up_processes(up_pid *pids, size_t max)
+{
+	if (!pids && max)
+		return -EINVAL;
+	if (!up__rt_ready())
+		return -ESRCH;
+	struct collect c = { pids, max, 0 };
+	each_live(collect_one, &c);
+	return c.n;
+}
+
+struct printing { FILE *f; long n; };
+
+static int print_pid(up_pid pid, void *arg)
+{
+	struct printing *pr = arg;
+	struct up_info in;
+	if (up_info(pid, &in) != 0)
+		return 0; /* exited meanwhile */
+	if (print_one(pr->f, &in) < 0)
+		return -EIO;
+	pr->n++;
+	return 0;
+}
+
 long up_print_processes(FILE *f)
 {
 	if (!f)
 		return -EINVAL;
 	if (!up__rt_ready())
 		return -ESRCH;
-	long n = 0;
 	int err = 0;
 	if (fprintf(f, "%-18s %-28s %-9s %12s %10s %7s %5s\n", "Pid", "Name or call", "Status",
 		    "Reds", "Heap", "MsgQ", "Sched") < 0)
 		err = 1;
-	uint32_t nchunks = __atomic_load_n(&up__regions.nchunks, __ATOMIC_ACQUIRE);
-	for (uint32_t c = 0; c < nchunks && !err; c++) {
-		struct up__chunk *ch = up__regions.chunk[c];
-		for (uint32_t i = 0; i < UP__CHUNK_SLOTS && !err; i++) {
-			uint32_t gen = __atomic_load_n(&ch->gen[i], __ATOMIC_RELAXED);
-			if (!gen)
-				continue;
-			up_pid pid = up__make_pid(c << UP__CHUNK_BITS | i, gen);
-			struct up_info in;
-			if (up_info(pid, &in) != 0)
-				continue;
-			if (print_one(f, &in) < 0)
-				err = 1;
-			n++;
-		}
-	}
+	struct printing pr = { f, 0 };
+	if (!err && each_live(print_pid, &pr) != 0)
+		err = 1;
+	long n = pr.n;
 	for (int i = 0; i < up__rt.nsched && !err; i++) {
 		struct up_sched_stats st;
 		if (up_sched_stats(i, &st) != 0)

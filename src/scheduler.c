@@ -113,20 +113,28 @@ void up__sched_disown(struct up__sched *s, struct up__proc *p)
 	__atomic_store_n(&s->nprocs, s->nprocs - 1, __ATOMIC_RELAXED);
 }
 
-/* r->word of a SPAWN request: 0 for a spawn placed here, GIVEN for a
- * process a busy peer gave (balancing, below). */
+/* r->word of a SPAWN request: 0 for a spawn placed here; GIVEN (a process
+ * that has not run) or GIVEN_RUN (a runnable one) from a busy peer
+ * (balancing, below). */
 #define GIVEN 1
+#define GIVEN_RUN 2
 
 /* Act on one request of the remote queue. */
 static void handle_request(struct up__sched *s, struct up__msg *r)
 {
 	if (r->kind == UP__MSG_SPAWN) {
-		if (r->word == GIVEN) {
+		struct up__proc *p = r->body;
+		if (r->word != 0) {
 			UP__STAT(s, steals, 1);
 			if (!s->fed_at)
 				s->fed_at = up__now_ns();
 		}
-		up__sched_add_new(s, r->body);
+		if (r->word == GIVEN_RUN) {
+			up__sched_adopt(s, p);
+			up__sched_make_runnable(s, p);
+		} else {
+			up__sched_add_new(s, p);
+		}
 	} else {
 		UP_ASSERT(r->kind == UP__MSG_WAKE);
 		up_pid pid = (up_pid)r->word;
@@ -313,16 +321,20 @@ void up__sched_entered(void)
 
 /*
  * A scheduler with nothing to run says so (hungry); a busy peer of the same
- * node gives it part of its spawn stack at its next pass through the loop.
- * Only processes that never ran are given: they have no timer, no I/O, no
- * receive mark, nothing tied to their scheduler but the list they are in.
+ * node gives it processes at its next pass through the loop (every
+ * POLL_EVERY switches) when it has two or more waiting for its CPU.
+ * First processes that never ran (the spawn stack), else runnable ones
+ * (the run queue) that have nothing tied to this scheduler: no timer in its
+ * heap, no request on its ring (movable()); a process's region, messages
+ * and side tables are on the node, which is all they need.
  * The giver is the owner, so it alone writes p->sched (release); a sender
  * that read the old value posts its wake request to the giver, which sends
  * it on (handle_request).  Processes never cross nodes this way, and those
  * placed with UP_SPAWN_SCHEDULER never move.
  *
- * Which ones: of the newest GIVE_SCAN entries of the spawn stack, the older
- * half.  A tree of spawns runs depth first, so older entries head larger
+ * Which ones: of the first GIVE_SCAN entries of the list, the later half
+ * (on the spawn stack the older, in the run queue those that would wait
+ * longest).  A tree of spawns runs depth first, so older entries head larger
  * subtrees (skynet's root gives away five of its ten children) and are the
  * colder ones in this CPU's cache.  The scan is bounded, so a spawn stack of
  * a million costs the same as one of ten.
@@ -340,24 +352,35 @@ void up__sched_entered(void)
 #define GIVE_BACKOFF_MAX_NS 1000000000
 #define GIVE_SCAN 64
 
-static unsigned give_half(struct up__sched *s, struct up__sched *t)
+/* Can p go to another scheduler?  Nothing of it may be tied to this one:
+ * no timer in this heap, no request on this ring, no placement. */
+static inline bool movable(const struct up__proc *p)
 {
-	struct up__proc *v[GIVE_SCAN], *rest;
+	return !p->pinned && !p->timer_idx && !p->io.inflight;
+}
+
+/*
+ * Give t the older half of the first GIVE_SCAN entries of the list at *head
+ * (the spawn stack, or the run queue with its *tail), keeping the order of
+ * what stays.  kind: GIVEN (new processes) or GIVEN_RUN (runnable ones).
+ */
+static unsigned give_list(struct up__sched *s, struct up__sched *t, struct up__proc **head,
+			  struct up__proc **tail, uint64_t kind)
+{
+	struct up__proc *v[GIVE_SCAN], *rest, *last = NULL;
 	unsigned n = 0, given = 0;
 
-	for (rest = s->new_top; rest && n < GIVE_SCAN; rest = rest->run_next)
+	for (rest = *head; rest && n < GIVE_SCAN; rest = rest->run_next)
 		v[n++] = rest;
-	/* Rebuild the stack: the newer half, then what is not given of the
-	 * older half, then the rest, each in its order. */
-	struct up__proc **link = &s->new_top;
+	struct up__proc **link = head;
 	for (unsigned i = 0; i < n; i++) {
 		struct up__proc *p = v[i];
 		struct up__msg *r;
-		if (i >= (n + 1) / 2 && !p->pinned && (r = up__msg_alloc(&s->msgs, t->node))) {
+		if (i >= (n + 1) / 2 && movable(p) && (r = up__msg_alloc(&s->msgs, t->node))) {
 			up__sched_disown(s, p);
 			__atomic_store_n(&p->sched, t, __ATOMIC_RELEASE);
 			r->kind = UP__MSG_SPAWN;
-			r->word = GIVEN;
+			r->word = kind;
 			r->body = p;
 			up__sched_post(t, r);
 			given++;
@@ -365,8 +388,11 @@ static unsigned give_half(struct up__sched *s, struct up__sched *t)
 		}
 		*link = p;
 		link = &p->run_next;
+		last = p;
 	}
 	*link = rest;
+	if (tail && !rest)
+		*tail = last;
 	UP__STAT(s, given, given);
 	return given;
 }
@@ -395,7 +421,8 @@ static void hunger(struct up__sched *s)
 /* s is in its loop with processes on its spawn stack: feed a hungry peer. */
 static void give_work(struct up__sched *s)
 {
-	if (!s->new_top || !s->new_top->run_next || s->npeers == 0)
+	if (s->npeers == 0 || !((s->new_top && s->new_top->run_next) ||
+				(s->rq_head && s->rq_head->run_next)))
 		return;
 	for (unsigned i = 0; i < s->npeers; i++) {
 		struct up__sched *t = s->peers[i];
@@ -403,7 +430,14 @@ static void give_work(struct up__sched *s)
 		if (__atomic_load_n(&t->hungry, __ATOMIC_RELAXED) &&
 		    __atomic_compare_exchange_n(&t->hungry, &one, 0, false, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED)) {
-			give_half(s, t);
+			if (s->new_top && s->new_top->run_next &&
+			    give_list(s, t, &s->new_top, NULL, GIVEN))
+				return;
+			if (s->rq_head && s->rq_head->run_next &&
+			    give_list(s, t, &s->rq_head, &s->rq_tail, GIVEN_RUN))
+				return;
+			/* Nothing movable: let another busy peer try. */
+			__atomic_store_n(&t->hungry, 1, __ATOMIC_RELAXED);
 			return;
 		}
 	}
@@ -473,6 +507,9 @@ static void idle(struct up__sched *s)
 	UP__STAT(s, sleeps, 1);
 	struct io_uring_cqe *cqe;
 	int64_t next = up__timer_next(&s->timers);
+	/* Quiet after food that did not last: wake when it may be hungry again. */
+	if (s->npeers && !__atomic_load_n(&s->hungry, __ATOMIC_RELAXED) && s->quiet_until < next)
+		next = s->quiet_until;
 	if (next == INT64_MAX) {
 		(void)UP_FAULT_ERR(UP__F_SUBMIT, io_uring_submit_and_wait(&s->ring, 1));
 	} else {

@@ -335,6 +335,46 @@ static void test_print_processes(void **state)
 	free(t.text);
 }
 
+/* ---------------------------------------------------------- every pid */
+
+static void processes_main(void *arg)
+{
+	(void)arg;
+	up_pid kids[5], got[100];
+	struct up_info in;
+	for (int i = 0; i < 5; i++)
+		kids[i] = up_spawn(sink, NULL);
+	for (int i = 0; i < 5; i++)
+		wait_status(kids[i], UP_ST_SLEEPING, &in);
+	PCHECK_EQ(up_processes(NULL, 0), 6);
+	PCHECK_EQ(up_processes(NULL, 1), -EINVAL);
+	PCHECK_EQ(up_processes(got, 3), 6);       /* the count, 3 filled */
+	long n = up_processes(got, 100);
+	PCHECK_EQ(n, 6);
+	int seen = 0;
+	for (long i = 0; i < n && i < 100; i++) {
+		if (got[i] == up_self())
+			seen |= 1 << 5;
+		for (int k = 0; k < 5; k++)
+			if (got[i] == kids[k])
+				seen |= 1 << k;
+	}
+	PCHECK_EQ(seen, 0x3f);
+	up_exit(kids[2], UP_KILL);
+	proc_wait_exit(kids[2]);
+	PCHECK_EQ(up_processes(got, 100), 5);
+	for (int i = 0; i < 5; i++)
+		up_exit(kids[i], UP_KILL);
+}
+
+static void test_processes(void **state)
+{
+	(void)state;
+	up_pid p;
+	assert_int_equal(up_processes(&p, 1), -ESRCH);
+	RUN_OK(processes_main, NULL, 2);
+}
+
 /* A write error on the stream: -EIO. */
 static void eio_main(void *arg)
 {
@@ -362,6 +402,7 @@ int main(void)
 		UPT_TEST(test_errors),
 		UPT_TEST(test_sched_stats),
 		UPT_TEST(test_print_processes),
+		UPT_TEST(test_processes),
 		UPT_TEST(test_print_eio),
 	};
 	return UPT_RUN("info", tests);

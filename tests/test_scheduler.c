@@ -7,6 +7,10 @@
  */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 /* ---------------------------------------------------------- a spawn tree */
 
 struct tree {
@@ -244,6 +248,64 @@ static void test_messages_while_moving(void **state)
 	print_message("  receivers given away in 5 rounds: %" PRIu64 "\n", given_total);
 }
 
+/* ------------------------------------------- runnable processes move */
+
+#define HOGS 4
+static atomic_int hog_moved, hog_fd_moved;
+
+/* Computes in slices, charging its work, and notes if it changed
+ * scheduler after it first ran. */
+static void hog(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	if (fd >= 0) {
+		/* An armed multishot accept ties it to this scheduler's ring. */
+		PCHECK_EQ(up_io_accept(fd, NULL, NULL, 1000000), -ETIMEDOUT);
+	}
+	int first = up_scheduler();
+	int64_t end = now_ns() + 300 * MS;
+	while (now_ns() < end) {
+		for (volatile int i = 0; i < 2000; i++)
+			;
+		up_consume(100);
+		if (up_scheduler() != first) {
+			atomic_fetch_add(fd >= 0 ? &hog_fd_moved : &hog_moved, 1);
+			break;
+		}
+	}
+}
+
+static void hogs_main(void *arg)
+{
+	(void)arg;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	PCHECK(lfd >= 0);
+	PCHECK_EQ(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	PCHECK_EQ(listen(lfd, 8), 0);
+	up_pid pids[HOGS + 1];
+	/* They all start on this scheduler, then block once in a sleep so
+	 * that they are no longer new: what moves is a runnable process. */
+	for (int i = 0; i < HOGS; i++)
+		pids[i] = up_spawn(hog, (void *)(intptr_t)-1);
+	pids[HOGS] = up_spawn(hog, (void *)(intptr_t)lfd);
+	for (int i = 0; i <= HOGS; i++)
+		proc_wait_exit(pids[i]);
+	close(lfd);
+}
+
+static void test_runnable_processes_move(void **state)
+{
+	(void)state;
+	atomic_store(&hog_moved, 0);
+	atomic_store(&hog_fd_moved, 0);
+	RUN_OK(hogs_main, NULL, 2);
+	print_message("  busy processes that moved after they ran: %d of %d\n",
+		      atomic_load(&hog_moved), HOGS);
+	assert_true(atomic_load(&hog_moved) >= 1);
+	assert_int_equal(atomic_load(&hog_fd_moved), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +314,7 @@ int main(void)
 		UPT_TEST(test_pinned_stay),
 		UPT_TEST(test_never_across_nodes),
 		UPT_TEST(test_messages_while_moving),
+		UPT_TEST(test_runnable_processes_move),
 	};
 	return UPT_RUN("scheduler", tests);
 }
