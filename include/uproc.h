@@ -748,7 +748,8 @@ long up_table_size(up_table t);
  * up_table_match_prefix: objects whose key starts with prefix: for a binary
  * prefix, binary keys beginning with its bytes; for a tuple, tuples of at
  * least its arity whose first elements equal its elements; for a proper
- * list, lists whose first elements equal its elements; any other prefix
+ * list, lists whose first elements equal its elements (whatever their tail;
+ * [] selects every list and []); any other prefix
  * selects the key equal to it.
  */
 typedef int (*up_table_pred)(up_term key, up_term value, void *arg);

@@ -703,6 +703,8 @@ static int has_prefix(up_term key, up_term value, void *arg)
 	}
 	case UP_K_LIST:
 	case UP_K_NIL:
+		if (key != UP_NIL && up_kind_of(key) != UP_K_LIST)
+			return 0;
 		while (up_kind_of(prefix) == UP_K_LIST) {
 			up_term ph, pt, kh, kt;
 			if (up_get_cons(key, &kh, &kt) != 0)
@@ -713,7 +715,7 @@ static int has_prefix(up_term key, up_term value, void *arg)
 			prefix = pt;
 			key = kt;
 		}
-		return prefix == UP_NIL && (key == UP_NIL || up_kind_of(key) == UP_K_LIST);
+		return 1; /* the key's tail may be anything */
 	default:
 		return up_equal(key, prefix);
 	}
