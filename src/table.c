@@ -19,8 +19,10 @@
  *    directory entry, the stripe's array and the object; whatever a writer
  *    unlinks (a replaced or deleted object, an outgrown array, a deleted
  *    table) is retired and freed after every reader that could see it left.
- *  - An array keeps at least a quarter of its slots empty (tombstones
- *    count as used), so every probe ends.
+ *  - An array keeps at least half of its slots empty (tombstones count as
+ *    used), so every probe ends, and soon: a slot holds the key's hash
+ *    beside the object's pointer, so a probe dereferences only objects
+ *    whose hash matches.
  *  - The directory (handle -> table) is segments that never move, written
  *    under dir_lock and read without it; a handle is gen << 20 | index, and
  *    the generation of an index only grows, so a handle is never reused.
@@ -66,7 +68,10 @@ struct obj {
 struct arr {
 	struct up__retired r;
 	uint64_t cap;         /* a power of two */
-	struct obj *slot[];   /* atomic: NULL, TOMB or an object */
+	struct slot {
+		uint64_t hash;    /* of the object's key: a filter, checked again */
+		struct obj *o;    /* atomic: NULL, TOMB or an object */
+	} slot[];
 };
 
 struct stripe {
@@ -160,7 +165,7 @@ static void obj_free(struct up__retired *r)
 
 static void arr_free(struct up__retired *r)
 {
-	up__node_free(r, sizeof(struct arr) + ((struct arr *)r)->cap * sizeof(struct obj *));
+	up__node_free(r, sizeof(struct arr) + ((struct arr *)r)->cap * sizeof(struct slot));
 }
 
 static void table_free(struct up__retired *r)
@@ -169,8 +174,8 @@ static void table_free(struct up__retired *r)
 	for (int i = 0; i < NSTRIPE; i++) {
 		struct arr *a = t->st[i].arr;
 		for (uint64_t j = 0; a && j < a->cap; j++)
-			if (a->slot[j] && a->slot[j] != TOMB)
-				obj_free(&a->slot[j]->r);
+			if (a->slot[j].o && a->slot[j].o != TOMB)
+				obj_free(&a->slot[j].o->r);
 		if (a)
 			arr_free(&a->r);
 	}
@@ -230,10 +235,13 @@ static struct obj *probe(struct arr *a, uint64_t h, up_term key, uint64_t *pos)
 		return NULL;
 	uint64_t m = a->cap - 1;
 	for (uint64_t i = h & m, n = 0; n <= m; i = (i + 1) & m, n++) {
-		struct obj *o = __atomic_load_n(&a->slot[i], __ATOMIC_ACQUIRE);
+		/* The object first (acquire), then its hash: a slot's hash is
+		 * written before its object is published. */
+		struct obj *o = __atomic_load_n(&a->slot[i].o, __ATOMIC_ACQUIRE);
 		if (!o)
 			return NULL;
-		if (o != TOMB && o->hash == h && key_eq(o->key, key)) {
+		if (o != TOMB && __atomic_load_n(&a->slot[i].hash, __ATOMIC_RELAXED) == h &&
+		    o->hash == h && key_eq(o->key, key)) {
 			*pos = i;
 			return o;
 		}
@@ -249,12 +257,12 @@ static int make_room(struct up__sched *s, struct up__table *t, struct stripe *st
 {
 	struct arr *a = st->arr;
 	*old = NULL;
-	if (a && (st->used + 1) * 4 <= a->cap * 3)
+	if (a && (st->used + 1) * 2 <= a->cap)
 		return 0;
 	uint64_t cap = 8;
-	while (cap < (st->n + 1) * 2)
+	while (cap < (st->n + 1) * 4)
 		cap *= 2;
-	size_t bytes = sizeof(struct arr) + cap * sizeof(struct obj *);
+	size_t bytes = sizeof(struct arr) + cap * sizeof(struct slot);
 	struct arr *b = table_alloc(s, t->node, bytes);
 	if (!b)
 		return -ENOMEM;
@@ -262,13 +270,13 @@ static int make_room(struct up__sched *s, struct up__table *t, struct stripe *st
 	b->r.free = arr_free;
 	b->cap = cap;
 	for (uint64_t i = 0; a && i < a->cap; i++) {
-		struct obj *o = a->slot[i];
+		struct obj *o = a->slot[i].o;
 		if (!o || o == TOMB)
 			continue;
 		uint64_t j = o->hash & (cap - 1);
-		while (b->slot[j])
+		while (b->slot[j].o)
 			j = (j + 1) & (cap - 1);
-		b->slot[j] = o;
+		b->slot[j] = (struct slot){ o->hash, o };
 	}
 	write_begin(st);
 	__atomic_store_n(&st->arr, b, __ATOMIC_RELEASE);
@@ -284,13 +292,14 @@ static void place(struct stripe *st, struct obj *o)
 	struct arr *a = st->arr;
 	uint64_t m = a->cap - 1, i = o->hash & m;
 	struct obj *cur;
-	while ((cur = a->slot[i]) && cur != TOMB)
+	while ((cur = a->slot[i].o) && cur != TOMB)
 		i = (i + 1) & m;
 	write_begin(st);
 	if (!cur)
 		st->used++;
 	st->n++;
-	__atomic_store_n(&a->slot[i], o, __ATOMIC_RELEASE);
+	__atomic_store_n(&a->slot[i].hash, o->hash, __ATOMIC_RELAXED);
+	__atomic_store_n(&a->slot[i].o, o, __ATOMIC_RELEASE);
 	write_end(st);
 }
 
@@ -385,7 +394,7 @@ static int insert(up_table id, up_term key, up_term value, int only_new)
 			return -EEXIST;
 		}
 		write_begin(st);
-		__atomic_store_n(&st->arr->slot[pos], o, __ATOMIC_RELEASE);
+		__atomic_store_n(&st->arr->slot[pos].o, o, __ATOMIC_RELEASE);
 		write_end(st);
 	} else if ((r = make_room(op.s, t, st, &grown)) == 0) {
 		place(st, o);
@@ -458,7 +467,7 @@ int up_table_delete(up_table id, up_term key)
 	struct obj *o = probe(st->arr, h, key, &pos);
 	if (o) {
 		write_begin(st);
-		__atomic_store_n(&st->arr->slot[pos], TOMB, __ATOMIC_RELEASE);
+		__atomic_store_n(&st->arr->slot[pos].o, TOMB, __ATOMIC_RELEASE);
 		st->n--;
 		write_end(st);
 	}
@@ -537,7 +546,7 @@ int up_table_update_counter(up_table id, up_term key, int64_t incr, const int64_
 	}
 	if (o) {
 		write_begin(st);
-		__atomic_store_n(&st->arr->slot[pos], n, __ATOMIC_RELEASE);
+		__atomic_store_n(&st->arr->slot[pos].o, n, __ATOMIC_RELEASE);
 		write_end(st);
 		retired = o;
 	} else if ((r = make_room(op.s, t, st, &grown)) == 0) {
@@ -608,7 +617,7 @@ static long snapshot(struct stripe *st, struct seen **buf, uint64_t *cap)
 		}
 		long n = 0;
 		for (uint64_t i = 0; i < acap; i++) {
-			struct obj *o = __atomic_load_n(&a->slot[i], __ATOMIC_ACQUIRE);
+			struct obj *o = __atomic_load_n(&a->slot[i].o, __ATOMIC_ACQUIRE);
 			if (o && o != TOMB)
 				(*buf)[n++] = (struct seen){ o, __atomic_load_n(&o->value, __ATOMIC_ACQUIRE) };
 		}
