@@ -645,6 +645,135 @@ int up_put(up_term key, up_term value);
 int up_get(up_term key, up_term *value);
 int up_erase(up_term key);
 
+/* --------------------------------------------------------------- tables */
+
+/*
+ * Shared tables (Erlang's ETS, type `set`): term keys to term values that
+ * every process of the runtime can reach through a handle.  Keys and values
+ * are copied in (the table keeps its own copies, in memory of its owner's
+ * NUMA node) and copied out (a lookup copies the value into the calling
+ * process's heap, like a received message).  Keys are compared exactly
+ * (=:=, so 1 and 1.0 are different keys).
+ *
+ * A table belongs to the process that made it and is deleted when that
+ * process exits, unless it has an heir (up_table_set_heir) that is alive
+ * then, or was given away (up_table_give_away).  The new owner receives
+ * {'ETS-TRANSFER', Tab, FromPid, Data}, Tab being the handle as an integer.
+ *
+ * Access (flags of up_table_new): UP_TABLE_PROTECTED (the default) lets
+ * every process read and the owner write; UP_TABLE_PUBLIC lets every
+ * process write; UP_TABLE_PRIVATE keeps reads and writes to the owner.
+ * Others get -EACCES.
+ *
+ * Concurrency: lookups take no lock and execute no locked instruction, so
+ * readers never wait for each other nor for writers; writers lock one of 64
+ * stripes of the table (by key hash), so writers of different keys run in
+ * parallel on different schedulers.  Every single-key operation is atomic
+ * (linearisable).  A handle is an opaque positive number, never reused:
+ * once its table is deleted every call given it returns -EBADF.
+ *
+ * Common errors of every table function: -EPERM outside a process; -EBADF
+ * when t does not name a live table (never did, deleted, or its owner
+ * exited without a live heir); -EACCES when the access rights forbid the
+ * operation to the caller; -EINVAL for a bad term (key, value, ...) or a
+ * NULL out pointer; -EMSGSIZE for a key or value larger than the runtime's
+ * max_message_size; -ENOMEM when the table's or the caller's memory (its
+ * heap_limit) runs out.
+ */
+typedef int64_t up_table;
+
+#define UP_TABLE_PROTECTED 0x0u  /* others read, the owner writes (default) */
+#define UP_TABLE_PUBLIC    0x1u  /* everybody reads and writes */
+#define UP_TABLE_PRIVATE   0x2u  /* only the owner reads and writes */
+
+/*
+ * up_table_new - a new empty table owned by the caller.  name: UP_NIL for an
+ * anonymous table, or an atom under which up_table_whereis finds it (the
+ * name is released when the table is deleted; a give-away keeps it).
+ * Returns the handle (> 0), or -EPERM, -EINVAL (unknown flag, PUBLIC with
+ * PRIVATE, name neither an atom nor UP_NIL), -EEXIST (a live table has that
+ * name), -ENFILE (1,048,576 tables alive), -ENOMEM.
+ */
+up_table up_table_new(up_term name, unsigned flags);
+/* The table named name: its handle, or -ENOENT (none), -EINVAL (not an
+ * atom), -EPERM. */
+up_table up_table_whereis(up_term name);
+/* Delete the table and everything in it (write access needed).  0, or the
+ * common errors. */
+int up_table_destroy(up_table t);
+
+/* Insert key -> value, replacing the key's value if present.  0 or the
+ * common errors. */
+int up_table_insert(up_table t, up_term key, up_term value);
+/* Insert key -> value only if key is absent: 0, -EEXIST, or the common
+ * errors. */
+int up_table_insert_new(up_table t, up_term key, up_term value);
+/* The value of key, copied into the caller's heap: 0 and *value, -ENOENT,
+ * or the common errors. */
+int up_table_lookup(up_table t, up_term key, up_term *value);
+/* Remove key: 0, -ENOENT, or the common errors. */
+int up_table_delete(up_table t, up_term key);
+/*
+ * up_table_update_counter - atomically add incr to the integer value of
+ * key and return the new value in *result (may be NULL).  A missing key is
+ * -ENOENT when init is NULL, else it is inserted with value *init first (as
+ * ETS's Default).  0, -ENOENT, -EINVAL (the value is not an integer),
+ * -ERANGE (the sum leaves int64_t; the value is unchanged), or the common
+ * errors.
+ */
+int up_table_update_counter(up_table t, up_term key, int64_t incr, const int64_t *init,
+			    int64_t *result);
+/* Number of keys (exact when no writer runs concurrently), or the common
+ * errors. */
+long up_table_size(up_table t);
+
+/*
+ * Traversals: every object whose key and value the filter accepts, as a list
+ * of {Key, Value} tuples in the caller's heap (*list, in no particular
+ * order); the number of objects is returned, or the common errors (*list
+ * is then unchanged).
+ *
+ * Guarantee (a table is read in 64 stripes, each as an atomic snapshot): a
+ * key present during the whole traversal is returned exactly once, with a
+ * value it had during the traversal; no key is returned twice; a key
+ * inserted or deleted during the traversal may or may not be returned.
+ * Writers are not held up (a stripe that keeps changing under the reader is
+ * read under its lock after a few tries).
+ *
+ * up_table_select: pred(key, value, arg) != 0 selects an object (pred NULL:
+ * all).  pred sees the table's own copies, valid only during the call, and
+ * is called once per object, inside the table's read side: it must return,
+ * without exiting the process; if it yields or blocks, memory the table
+ * frees meanwhile is held until it returns.
+ * up_table_match_prefix: objects whose key starts with prefix: for a binary
+ * prefix, binary keys beginning with its bytes; for a tuple, tuples of at
+ * least its arity whose first elements equal its elements; for a proper
+ * list, lists whose first elements equal its elements (whatever their tail;
+ * [] selects every list and []); any other prefix
+ * selects the key equal to it.
+ */
+typedef int (*up_table_pred)(up_term key, up_term value, void *arg);
+long up_table_select(up_table t, up_table_pred pred, void *arg, up_term *list);
+long up_table_match_prefix(up_table t, up_term prefix, up_term *list);
+
+/*
+ * up_table_give_away - make pid the owner (only the owner may); pid receives
+ * {'ETS-TRANSFER', Tab, Self, gift}.  0, or -EACCES (the caller is not the
+ * owner), -ESRCH (pid is not alive), -EINVAL (pid bad or the caller
+ * itself, gift a bad term), or the common errors.
+ */
+int up_table_give_away(up_table t, up_pid pid, up_term gift);
+/*
+ * up_table_set_heir - when the owner exits, the table goes to heir (if it
+ * is alive then), which receives {'ETS-TRANSFER', Tab, OwnerPid, data};
+ * UP_PID_NONE removes the heir.  An inherited or given-away table has no
+ * heir until its new owner sets one.  Owner only: 0, -EACCES, -EINVAL (bad
+ * pid or term), or the common errors.
+ */
+int up_table_set_heir(up_table t, up_pid heir, up_term data);
+/* The owner's pid, or the common errors. */
+up_pid up_table_owner(up_table t);
+
 /* ------------------------------------------------------------------ I/O */
 
 /*

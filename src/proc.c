@@ -137,6 +137,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 	p->mark_seq = 0;
 	p->held = NULL;
 	p->dict = NULL;
+	p->tables = NULL;
 	memset(p->mark, 0, sizeof(p->mark));
 	memset(&p->io, 0, sizeof(p->io));
 	memset(&p->sig, 0, sizeof(p->sig));
@@ -451,6 +452,11 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 	/* Descriptors first: whoever hears of the death (a supervisor about
 	 * to restart a listener on the same port) finds them closed. */
 	int zombie = up__io_exit(s, p);
+	/* Its tables are gone (or with their heirs) before anyone hears of
+	 * the death.  The tag is cleared above: a give-away that set the flag
+	 * after this load saw the process dead (see table.c). */
+	if (__atomic_load_n(&p->tables, __ATOMIC_SEQ_CST))
+		up__table_exit(s, p);
 	up__signal_exit(s, p, pending);
 	while (p->held) {
 		struct up__held *h = p->held;

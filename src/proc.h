@@ -91,6 +91,7 @@ struct up__proc {
 	struct up__heap_map *heap_maps;
 	struct up__held *held;              /* received term buffers not freed */
 	struct up__dict *dict;              /* process dictionary (its heap) */
+	struct up__table *tables;           /* owned shared tables (table.c); atomic flag */
 	struct up__msg *mark[UP_MAX_MAILBOXES]; /* receive mark: last node then */
 	struct up__io io;
 	struct up__sig sig;
@@ -123,6 +124,11 @@ int up__side_grow(struct up__proc *p, void **a, uint32_t n, uint32_t *cap, size_
 void up__signal_free(struct up__proc *p) UP_INTERNAL;
 void up__dict_free(struct up__proc *p) UP_INTERNAL;
 void up__io_free(struct up__proc *p) UP_INTERNAL;
+/* At exit, when p->tables is set: its tables go to their heirs or are
+ * deleted (before links and monitors hear of the death). */
+void up__table_exit(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
+/* End of a run (nothing runs): free every table and retired block. */
+void up__table_fini(void) UP_INTERNAL;
 
 /* size bytes from p's heap (owner thread; p need not be the caller). */
 void *up__heap_alloc(struct up__proc *p, size_t size) UP_INTERNAL;

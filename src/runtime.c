@@ -233,6 +233,7 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 	__atomic_store_n(&up__rt.started, 0, __ATOMIC_RELEASE);
 	for (int i = 0; i < up__rt.nsched; i++)
 		up__sched_cleanup(up__rt.sched[i]);
+	up__table_fini();
 	up__crash_uninstall();
 out_regions:
 	free_schedulers();
