@@ -177,6 +177,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 		up__sched_add_new(self, p);
 	} else {
 		req->kind = UP__MSG_SPAWN;
+		req->word = 0; /* placed here, not given by a peer */
 		req->body = p;
 		up__sched_post(t, req);
 	}
