@@ -96,6 +96,8 @@ struct up__proc {
 	struct up__io io;
 	struct up__sig sig;
 	uint64_t reds;                      /* reductions of its finished runs */
+	struct up__proc *run_prev;          /* spawn stack: the newer neighbour */
+	int64_t born_ns;                    /* when it joined the spawn stack (pass clock) */
 	/* tools */
 	void *asan_fake_stack;
 	unsigned vg_stack;

@@ -60,9 +60,41 @@ static inline struct up__proc *next_runnable(struct up__sched *s)
 	struct up__proc *p = s->new_top;
 	if (p && (++s->picks % RQ_SHARE != 0 || !s->rq_head)) {
 		s->new_top = p->run_next;
+		if (s->new_top)
+			s->new_top->run_prev = NULL;
+		else
+			s->new_bottom = NULL;
 		return p;
 	}
 	return rq_pop(s);
+}
+
+/*
+ * Aging: a new process that has waited AGE_NS on the spawn stack moves to
+ * the run queue, where it is served in FIFO order.  Without it, a spawner
+ * that keeps the stack non-empty (a sliding window of short-lived children)
+ * starves a process spawned earlier by someone else for as long as it
+ * spawns.  The stack is doubly linked so its bottom (the oldest) is at hand:
+ * a pass looks at one entry.  At most one process moves per AGE_NS, so a
+ * spawn tree still runs depth first: moving every old entry (after 4 passes,
+ * or after 20 ms on this loaded machine) made skynet breadth first (806,085
+ * to 871,452 page faults against 534, 6.3 s of CPU against 0.76).  A process
+ * buried under k older ones waits at most (k + 1) * AGE_NS.
+ */
+#define AGE_NS (20 * 1000000)
+
+static void age_spawn_stack(struct up__sched *s)
+{
+	struct up__proc *p = s->new_bottom;
+	if (!p || s->pass_ns - p->born_ns < AGE_NS || s->pass_ns - s->aged_ns < AGE_NS)
+		return;
+	s->aged_ns = s->pass_ns;
+	s->new_bottom = p->run_prev;
+	if (s->new_bottom)
+		s->new_bottom->run_next = NULL;
+	else
+		s->new_top = NULL;
+	rq_push(s, p);
 }
 
 void up__sched_kick(struct up__sched *s)
@@ -393,6 +425,18 @@ static unsigned give_list(struct up__sched *s, struct up__sched *t, struct up__p
 	*link = rest;
 	if (tail && !rest)
 		*tail = last;
+	if (head == &s->new_top) {
+		/* The spawn stack is doubly linked: mend the kept part. */
+		struct up__proc *prev = NULL;
+		for (struct up__proc *q = s->new_top; q != rest; q = q->run_next) {
+			q->run_prev = prev;
+			prev = q;
+		}
+		if (rest)
+			rest->run_prev = prev;
+		else
+			s->new_bottom = prev;
+	}
 	UP__STAT(s, given, given);
 	return given;
 }
@@ -536,6 +580,9 @@ static void loop(struct up__sched *s)
 		if (__atomic_load_n(&up__rt.stopping, __ATOMIC_ACQUIRE))
 			return;
 		take_remote(s);
+		s->pass_ns = up__now_ns();
+		if (s->new_top)
+			age_spawn_stack(s);
 		fire_timers(s);
 		up__io_poll(s);
 		give_work(s);

@@ -51,7 +51,10 @@ struct up__sched {
 	void *asan_fake_stack;
 	struct up__proc *rq_head, *rq_tail; /* run queue (FIFO) */
 	struct up__proc *new_top;          /* spawn stack (LIFO), see next_runnable */
+	struct up__proc *new_bottom;       /* its oldest entry (aging) */
 	unsigned picks;
+	int64_t pass_ns;                  /* clock at the last pass through the loop */
+	int64_t aged_ns;                  /* when aging last moved a process */
 	struct up__proc *all;             /* every process of this scheduler */
 	struct io_uring ring;
 	int ring_ok;
@@ -122,7 +125,13 @@ static inline void up__sched_add_new(struct up__sched *s, struct up__proc *p)
 {
 	up__sched_adopt(s, p);
 	p->state = UP__P_RUNNABLE;
+	p->born_ns = s->pass_ns;
+	p->run_prev = NULL;
 	p->run_next = s->new_top;
+	if (s->new_top)
+		s->new_top->run_prev = p;
+	else
+		s->new_bottom = p;
 	s->new_top = p;
 }
 /* From the running process: switch to the scheduler context.  Returns when

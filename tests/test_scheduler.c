@@ -306,6 +306,51 @@ static void test_runnable_processes_move(void **state)
 	assert_int_equal(atomic_load(&hog_fd_moved), 0);
 }
 
+/* ------------------------------------------ no starvation of new ones */
+
+static int64_t churn_end, victim_ran_at;
+
+/* A sliding window of one: spawns its own successor, then exits, until
+ * churn_end, so the spawn stack never empties. */
+static void churner(void *arg)
+{
+	(void)arg;
+	if (now_ns() < churn_end)
+		PCHECK(up_spawn(churner, NULL) > 0);
+}
+
+static void victim(void *arg)
+{
+	(void)arg;
+	victim_ran_at = now_ns();
+}
+
+static void churn_main(void *arg)
+{
+	int64_t *spawned_at = arg;
+	churn_end = now_ns() + 1000 * MS;
+	*spawned_at = now_ns();
+	up_pid v = up_spawn(victim, NULL);
+	PCHECK(up_spawn(churner, NULL) > 0);  /* on top of the victim */
+	proc_wait_exit(v);
+	while (now_ns() < churn_end)
+		up_yield();
+}
+
+/* A process spawned under a churning spawner still runs soon: aging moves
+ * it from the spawn stack to the run queue. */
+static void test_new_process_not_starved(void **state)
+{
+	(void)state;
+	int64_t spawned_at = 0;
+	victim_ran_at = 0;
+	RUN_OK(churn_main, &spawned_at, 1);
+	int64_t wait = victim_ran_at - spawned_at;
+	print_message("  the buried process ran after %.3f ms (churn lasted 1000 ms)\n", wait / 1e6);
+	assert_true(victim_ran_at > 0);
+	assert_true(wait < 200 * MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -315,6 +360,7 @@ int main(void)
 		UPT_TEST(test_never_across_nodes),
 		UPT_TEST(test_messages_while_moving),
 		UPT_TEST(test_runnable_processes_move),
+		UPT_TEST(test_new_process_not_starved),
 	};
 	return UPT_RUN("scheduler", tests);
 }
