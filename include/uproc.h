@@ -343,8 +343,10 @@ int up_send_name(up_term name, up_term t);
  * -EPERM, -EINVAL, -ENOMEM.
  */
 int up_call(up_pid server, up_term request, up_term *reply, int64_t timeout_ns);
-/* Answer a call: from is the {Pid, Ref} of the request.  0 or the errors
- * of up_send; -EINVAL when from is not a {Pid, Ref} tuple. */
+/* Answer a call: from is the {Pid, Tag} of the request; {Tag, Reply} goes
+ * to Pid.  Tag is a reference, or the [alias | Ref] of an OTP 24+
+ * gen_server:call from an Erlang node.  0 or the errors of up_send;
+ * -EINVAL when from is not a {Pid, Ref} or {Pid, [alias | Ref]} tuple. */
 int up_reply(up_term from, up_term reply);
 
 /*

@@ -673,7 +673,7 @@ int up_reply(up_term from, up_term reply)
 	up_pid pid;
 	if (up_tuple_arity(from) != 2 || up_tuple_elem(from, 0, &pid_t) != 0 ||
 	    up_get_pid(pid_t, &pid) != 0 || up_tuple_elem(from, 1, &ref) != 0 ||
-	    up_kind_of(ref) != UP_K_REF || up__is_bad(reply))
+	    (up_kind_of(ref) != UP_K_REF && up_kind_of(ref) != UP_K_LIST) || up__is_bad(reply))
 		return -EINVAL;
 	struct tup5 t;
 	up_term e[2] = { ref, reply };
