@@ -343,8 +343,10 @@ int up_send_name(up_term name, up_term t);
  * -EPERM, -EINVAL, -ENOMEM.
  */
 int up_call(up_pid server, up_term request, up_term *reply, int64_t timeout_ns);
-/* Answer a call: from is the {Pid, Ref} of the request.  0 or the errors
- * of up_send; -EINVAL when from is not a {Pid, Ref} tuple. */
+/* Answer a call: from is the {Pid, Tag} of the request; {Tag, Reply} goes
+ * to Pid.  Tag is a reference, or the [alias | Ref] of an OTP 24+
+ * gen_server:call from an Erlang node.  0 or the errors of up_send;
+ * -EINVAL when from is not a {Pid, Ref} or {Pid, [alias | Ref]} tuple. */
 int up_reply(up_term from, up_term reply);
 
 /*
@@ -920,6 +922,88 @@ long up_processes(up_pid *pids, size_t max);
  * runtime), -EIO (write error on f).
  */
 long up_print_processes(FILE *f);
+/* --------------------------------------------------------- distribution */
+
+/*
+ * Distribution: the program becomes an Erlang node.  It registers with
+ * epmd, accepts and makes connections to Erlang nodes (and to other uproc
+ * programs) with the cookie handshake, and its processes exchange
+ * messages, links, monitors and exit signals with remote processes as
+ * with local ones:
+ *  - Remote pids are up_pids like local ones (they come in messages from
+ *    other nodes); up_send, up_exit, up_link, up_monitor and up_call take
+ *    them.  Sending to a remote pid never fails for a connection problem
+ *    (as in Erlang, the message is then lost); the first send to a node
+ *    connects to it.
+ *  - When a connection is lost, processes linked to a process of that node
+ *    get an exit signal with reason `noconnection`, and monitors of such
+ *    processes fire with reason `noconnection` (OTP's semantics).
+ *  - The node's processes (a listener, and two per connection) keep
+ *    up_run() from returning until up_node_stop().
+ *  - A refused peer (wrong cookie, malformed handshake) or a connection
+ *    ended by a malformed frame is logged on stderr, one line each.
+ */
+struct up_node_opts {
+	/* epmd's port (default: $ERL_EPMD_PORT, else 4369).  epmd must run
+	 * on this host (127.0.0.1). */
+	uint16_t epmd_port;
+	/* Distribution port to listen on (0: any free one). */
+	uint16_t port;
+	/* IPv4 address to listen on, network byte order (0: all). */
+	uint32_t listen_addr;
+	/* A tick goes to each peer after this much silence (default 15 s:
+	 * Erlang's net_ticktime 60 s); a peer silent for 4 ticks is lost. */
+	int64_t tick_ns;
+	/* Time allowed for epmd, connect and handshake (default 7 s). */
+	int64_t connect_timeout_ns;
+};
+
+/*
+ * up_node_start - make this program the node `name` ("alive@host"; host as
+ * the peers resolve it, like erl -sname/-name) with cookie `cookie`, and
+ * register it with epmd.  Process-only.  opts may be NULL.
+ * Returns 0, or
+ *   -EINVAL      a bad name (no '@', empty part, > 255 bytes), cookie
+ *                (empty, > 255 bytes) or option;
+ *   -EALREADY    the node is started already;
+ *   -EADDRINUSE  epmd has that name registered already (or the port is
+ *                taken);
+ *   -ECONNREFUSED no epmd at epmd_port;
+ *   -EPERM       outside a process; another negative errno of the socket
+ *                calls.
+ */
+int up_node_start(const char *name, const char *cookie, const struct up_node_opts *opts);
+/*
+ * up_node_stop - close every connection (linked and monitoring processes
+ * get `noconnection`, node monitors nodedown), unregister from epmd, stop
+ * the listener.  Process-only.  0, -ENOTCONN (not started), -EPERM.
+ */
+int up_node_stop(void);
+/* This node's name (an atom), or a bad term -ENOTCONN when not started. */
+up_term up_node_self(void);
+/* The connected nodes: a list of atoms in the caller's heap (bad term
+ * -EPERM outside a process, -ENOMEM). */
+up_term up_nodes(void);
+/*
+ * up_monitor_nodes - on != 0: the caller receives {nodeup, Node} and
+ * {nodedown, Node} whenever a connection comes up or goes (OTP's
+ * net_kernel:monitor_nodes); 0 stops that.  0, -EPERM, -ENOMEM.
+ */
+int up_monitor_nodes(int on);
+/*
+ * up_name_at - a handle for {Name, Node}, the process registered as name
+ * (an atom) on node (an atom).  up_send to it is Erlang's {Name, Node} !
+ * Msg; up_call and up_monitor take it (a gen_server:call({Name, Node},
+ * Req)); the DOWN of such a monitor names {Name, Node}.  It cannot be
+ * linked to (-EINVAL) nor put in a term (the encoder gives -EINVAL).
+ * When node is this node, the local pid registered as name (or -ESRCH).
+ * Returns the handle (> 0), or -EINVAL (not atoms, or node has no '@'),
+ * -ENOTCONN (not distributed), -ENOSPC (too many node names).
+ */
+up_pid up_name_at(up_term name, up_term node);
+/* The node of pid (an atom; 'nonode@nohost' for a local pid when not
+ * distributed), or a bad term -EINVAL. */
+up_term up_pid_node(up_pid pid);
 
 /* -------------------------------------------------------------- numa */
 

@@ -22,6 +22,10 @@
  *             ID < 2^15 and Serial < 2^13; the rest waits for distribution)
  *   ref       NEWER_REFERENCE_EXT, 3 id words, node 'nonode@nohost',
  *             creation 0
+ * While the program is a distributed node (up_node_start), its own pids
+ * and refs carry its node name and creation instead, and pids and refs of
+ * other nodes (dist.h) are encoded with theirs; such terms decode only
+ * while distributed (1 to 3 ref words; a Serial under 2^13).
  *
  * Decoding accepts, besides all of the above, what older or other encoders
  * write: ATOM_EXT and SMALL_ATOM_EXT (Latin-1, converted to UTF-8),
@@ -75,11 +79,18 @@
  * errno (up__mkbad).  The public API makes bad terms only as the results of
  * builders, none of which yields -EMSGSIZE or -ERANGE. */
 #include "term.h"
+#include "dist.h"
+
+/* A pid's or reference's node name as read (no atom is made for it). */
+struct node_name {
+	uint8_t name[2 * UP_ATOM_MAX];
+	size_t len;
+};
 
 /* From term.c (internal, not in uproc.h): a reference's three id words,
  * and the reference with given id words. */
-int up__ref_words(up_term t, uint32_t w[3]);
-up_term up__ref_from_words(const uint32_t w[3]);
+int up__ref_words(up_term t, uint32_t w[4]);
+up_term up__ref_from_words(const uint32_t w[4]);
 
 enum {
 	ETF_VERSION = 131,
@@ -113,8 +124,6 @@ enum {
 #define PID_ID_BITS 28
 #define REF_WORDS 3
 
-static const char local_node[] = "nonode@nohost";
-#define LOCAL_NODE_LEN (sizeof(local_node) - 1)
 
 /* ---------------------------------------------------------------- UTF-8 */
 
@@ -188,11 +197,12 @@ static void put32(struct wbuf *w, uint32_t v)
 	put(w, b, 4);
 }
 
-static void put_local_node(struct wbuf *w)
+/* A pid's or reference's node name (at most 255 bytes). */
+static void put_node(struct wbuf *w, const char *name, size_t len)
 {
 	put8(w, SMALL_ATOM_UTF8_EXT);
-	put8(w, (uint8_t)LOCAL_NODE_LEN);
-	put(w, local_node, LOCAL_NODE_LEN);
+	put8(w, (uint8_t)len);
+	put(w, name, len);
 }
 
 static void put_int(struct wbuf *w, int64_t v)
@@ -292,27 +302,54 @@ static int enc_term(struct wbuf *w, struct enc_stack *s, up_term t)
 		return 0;
 	}
 	case UP_K_REF: {
-		uint32_t id[REF_WORDS];
+		uint32_t id[REF_WORDS + 1];
 		int rc = up__ref_words(t, id);
 		if (rc)
 			return rc < 0 ? rc : -EINVAL;
+		/* the spare word: 0 here, node index | words << 16 for a ref of
+		 * another node (dist.h) */
+		unsigned nw = id[REF_WORDS] ? (id[REF_WORDS] >> 16) & 3 : REF_WORDS;
+		const char *node;
+		size_t nlen;
+		uint32_t creation;
+		if (nw == 0 || up__dist_node_info(id[REF_WORDS] & 0xffff, &node, &nlen, &creation))
+			return -EINVAL;
 		put8(w, NEWER_REFERENCE_EXT);
-		put16(w, REF_WORDS);
-		put_local_node(w);
-		put32(w, 0); /* creation */
-		for (int i = 0; i < REF_WORDS; i++)
+		put16(w, (uint16_t)nw);
+		put_node(w, node, nlen);
+		put32(w, creation);
+		for (unsigned i = 0; i < nw; i++)
 			put32(w, id[i]);
 		return 0;
 	}
 	case UP_K_PID: {
 		up_pid pid;
-		if (up_get_pid(t, &pid) || pid <= 0 || ((uint64_t)pid >> PID_ID_BITS) > UINT32_MAX)
+		uint32_t id, serial;
+		unsigned idx = 0;
+		if (up_get_pid(t, &pid) || pid <= 0)
+			return -EINVAL;
+		if (up__pid_is_remote(pid)) {
+			if (up__dist_pid_is_name(pid))
+				return -EINVAL; /* {Name, Node}: not a pid */
+			idx = up__dist_pid_idx(pid);
+			id = up__dist_pid_id(pid);
+			serial = up__dist_pid_serial(pid);
+		} else {
+			if (((uint64_t)pid >> PID_ID_BITS) > UINT32_MAX)
+				return -EINVAL;
+			id = (uint32_t)(pid & ((1u << PID_ID_BITS) - 1));
+			serial = (uint32_t)((uint64_t)pid >> PID_ID_BITS);
+		}
+		const char *node;
+		size_t nlen;
+		uint32_t creation;
+		if (up__dist_node_info(idx, &node, &nlen, &creation))
 			return -EINVAL;
 		put8(w, NEW_PID_EXT);
-		put_local_node(w);
-		put32(w, (uint32_t)(pid & ((1u << PID_ID_BITS) - 1)));
-		put32(w, (uint32_t)((uint64_t)pid >> PID_ID_BITS));
-		put32(w, 0); /* creation */
+		put_node(w, node, nlen);
+		put32(w, id);
+		put32(w, serial);
+		put32(w, creation);
 		return 0;
 	}
 	case UP_K_TUPLE: {
@@ -493,11 +530,11 @@ static int push_frame(struct dec *d, size_t need, bool list)
 }
 
 /*
- * An atom at d->pos (tag included) into *out; or, with is_name (a pid's or
+ * An atom at d->pos (tag included) into *out; or, with node (a pid's or
  * reference's node), no atom is made (untrusted node names would fill the
- * atom table): *is_name tells whether it is 'nonode@nohost'.
+ * atom table): the name is copied into *node.
  */
-static int read_atom(struct dec *d, up_term *out, bool *is_name)
+static int read_atom(struct dec *d, up_term *out, struct node_name *node)
 {
 	int rc = need_bytes(d, 1);
 	if (rc)
@@ -547,8 +584,9 @@ static int read_atom(struct dec *d, up_term *out, bool *is_name)
 	} else if (!utf8_valid(s, n)) {
 		return -EINVAL;
 	}
-	if (is_name) {
-		*is_name = n == LOCAL_NODE_LEN && memcmp(s, local_node, n) == 0;
+	if (node) {
+		memcpy(node->name, s, n);
+		node->len = n;
 		return 0;
 	}
 	up_term t = up_atom_len((const char *)s, n);
@@ -558,18 +596,19 @@ static int read_atom(struct dec *d, up_term *out, bool *is_name)
 	return 0;
 }
 
-/* The node and creation of a pid or reference: only the local ones. */
-static int read_local_node(struct dec *d, size_t creation_bytes)
+/* The node and creation of a pid or reference: 0 for this node, a node
+ * index (dist.h) for another one while distributed, or an error. */
+static int read_node(struct dec *d, size_t creation_bytes)
 {
-	bool local;
-	int rc = read_atom(d, NULL, &local);
+	struct node_name nn;
+	int rc = read_atom(d, NULL, &nn);
 	if (rc)
 		return rc;
 	if ((rc = need_bytes(d, creation_bytes)))
 		return rc;
 	uint32_t creation = creation_bytes == 4 ? get32(d->p + d->pos) : d->p[d->pos];
 	d->pos += creation_bytes;
-	return local && creation == 0 ? 0 : -EINVAL;
+	return up__dist_node_resolve(nn.name, nn.len, creation);
 }
 
 /* A bignum's digits (little-endian), n bytes at d->pos. */
@@ -728,8 +767,8 @@ static int decode_step(struct dec *d)
 	case PID_EXT: {
 		d->pos++;
 		/* the node atom, then ID, Serial, Creation */
-		bool local;
-		if ((rc = read_atom(d, NULL, &local)))
+		struct node_name nn;
+		if ((rc = read_atom(d, NULL, &nn)))
 			return rc;
 		size_t cb = tag == NEW_PID_EXT ? 4 : 1;
 		if ((rc = need_bytes(d, 8 + cb)))
@@ -738,10 +777,22 @@ static int decode_step(struct dec *d)
 		uint32_t id = get32(q), serial = get32(q + 4);
 		uint32_t creation = cb == 4 ? get32(q + 8) : q[8];
 		d->pos += 8 + cb;
-		if (!local || creation != 0 || (id >> PID_ID_BITS) != 0)
+		int idx = up__dist_node_resolve(nn.name, nn.len, creation);
+		if (idx < 0)
+			return idx;
+		up_pid pid;
+		if (idx > 0) {
+			if (serial >= UP__DIST_NAME_SERIAL)
+				return -ERANGE;
+			pid = up__dist_remote_pid((unsigned)idx, id, serial);
+			if (pid < 0)
+				return (int)pid;
+			return push_value(d, up_pid_term(pid));
+		}
+		if ((id >> PID_ID_BITS) != 0)
 			return -EINVAL;
-		up_pid pid = (up_pid)((uint64_t)serial << PID_ID_BITS | id);
-		if (pid == 0)
+		pid = (up_pid)((uint64_t)serial << PID_ID_BITS | id);
+		if (pid == 0 || up__pid_is_remote(pid) || (pid >> 60))
 			return -EINVAL;
 		return push_value(d, up_pid_term(pid));
 	}
@@ -751,17 +802,21 @@ static int decode_step(struct dec *d)
 			return rc;
 		n = get16(p + 1);
 		d->pos += 3;
-		if ((rc = read_local_node(d, tag == NEWER_REFERENCE_EXT ? 4 : 1)))
-			return rc;
+		int idx = read_node(d, tag == NEWER_REFERENCE_EXT ? 4 : 1);
+		if (idx < 0)
+			return idx;
 		if ((rc = check_size(d, n, 4, 0)))
 			return rc;
 		const uint8_t *q = d->p + d->pos;
 		d->pos += n * 4;
-		if (n != REF_WORDS)
+		/* ours have 3 words; another node's 1 to 3 (OTP 25 sends 3) */
+		if (idx == 0 ? n != REF_WORDS : n < 1 || n > REF_WORDS)
 			return -EINVAL;
-		uint32_t id[REF_WORDS];
-		for (int i = 0; i < REF_WORDS; i++)
+		uint32_t id[REF_WORDS + 1] = { 0, 0, 0, 0 };
+		for (size_t i = 0; i < n; i++)
 			id[i] = get32(q + 4 * i);
+		if (idx > 0)
+			id[REF_WORDS] = (uint32_t)idx | (uint32_t)n << 16;
 		return push_value(d, up__ref_from_words(id));
 	}
 	default:

@@ -38,6 +38,7 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "term.h"
+#include "dist.h"
 #include "node_mem.h"
 #include "fault.h"
 
@@ -295,7 +296,7 @@ int up_send_to(up_pid pid, unsigned mailbox, up_term t)
 	int err;
 	struct up__proc *p = target(pid, mailbox, &err);
 	if (!p)
-		return err;
+		return up__pid_is_remote(pid) ? up__dist_send(pid, mailbox, t) : err;
 	struct up__sched *self = up__self_sched;
 	uint64_t words = 0;
 	int r = send_term(self, p, pid, mailbox, t, UP__MSG_TERM, &words);
@@ -313,7 +314,9 @@ int up__signal_send(struct up__sched *self, up_pid to, unsigned kind, up_term t)
 {
 	int err;
 	struct up__proc *p = target(to, 0, &err);
-	return p ? send_term(self, p, to, 0, t, kind, NULL) : err;
+	if (up_unlikely(!p))
+		return up__pid_is_remote(to) ? up__dist_signal(to, kind, t) : err;
+	return send_term(self, p, to, 0, t, kind, NULL);
 }
 
 int up_send(up_pid pid, up_term t)

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "dist.h"
 #include "node_mem.h"
 #include "proc.h"
 #include "region.h"
@@ -234,6 +235,7 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 	for (int i = 0; i < up__rt.nsched; i++)
 		up__sched_cleanup(up__rt.sched[i]);
 	up__table_fini();
+	up__dist_reset(); /* a node does not outlive its run */
 	up__crash_uninstall();
 out_regions:
 	free_schedulers();

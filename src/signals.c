@@ -19,6 +19,7 @@
 #include "runtime.h"
 #include "scheduler.h"
 #include "term.h"
+#include "dist.h"
 
 #define ATOM(i) ((up_term)(i) << 3)
 #define A_EXIT ATOM(9)
@@ -362,7 +363,7 @@ int up_exit(up_pid pid, up_term reason)
 	}
 	if (!up__rt_ready())
 		return -ESRCH;
-	if (!up__pid_proc(pid) || up__is_bad(reason))
+	if (!up__pid_addressable(pid) || up__is_bad(reason))
 		return -EINVAL;
 	up_term from = me ? up_pid_term(me->pid) : A_UNDEFINED;
 	return send_exit(up__self_sched, pid, from, reason);
@@ -383,7 +384,7 @@ int up_link(up_pid pid)
 	struct up__proc *p = current();
 	if (!p)
 		return -EPERM;
-	if (!up__pid_proc(pid) || pid == p->pid)
+	if (!up__pid_addressable(pid) || pid == p->pid)
 		return -EINVAL;
 	struct up__sig *g = &p->sig;
 	if (link_find(g, pid) >= 0)
@@ -410,7 +411,7 @@ int up_unlink(up_pid pid)
 	struct up__proc *p = current();
 	if (!p)
 		return -EPERM;
-	if (!up__pid_proc(pid) || pid == p->pid)
+	if (!up__pid_addressable(pid) || pid == p->pid)
 		return -EINVAL;
 	if (link_find(&p->sig, pid) < 0)
 		return 0;
@@ -424,7 +425,7 @@ up_term up_monitor(up_pid pid)
 	struct up__proc *p = current();
 	if (!p)
 		return up__mkbad(-EPERM);
-	if (!up__pid_proc(pid))
+	if (!up__pid_addressable(pid))
 		return up__mkbad(-EINVAL);
 	up_term ref = up_make_ref();
 	uint32_t ids[3];
@@ -629,7 +630,7 @@ int up_call(up_pid server, up_term request, up_term *reply, int64_t timeout_ns)
 	struct up__proc *p = current();
 	if (!p)
 		return -EPERM;
-	if (!reply || up__is_bad(request) || !up__pid_proc(server) ||
+	if (!reply || up__is_bad(request) || !up__pid_addressable(server) ||
 	    (timeout_ns < 0 && timeout_ns != UP_INFINITY))
 		return -EINVAL;
 	/* Everything the call makes in the heap (its reference) is given back
@@ -672,7 +673,7 @@ int up_reply(up_term from, up_term reply)
 	up_pid pid;
 	if (up_tuple_arity(from) != 2 || up_tuple_elem(from, 0, &pid_t) != 0 ||
 	    up_get_pid(pid_t, &pid) != 0 || up_tuple_elem(from, 1, &ref) != 0 ||
-	    up_kind_of(ref) != UP_K_REF || up__is_bad(reply))
+	    (up_kind_of(ref) != UP_K_REF && up_kind_of(ref) != UP_K_LIST) || up__is_bad(reply))
 		return -EINVAL;
 	struct tup5 t;
 	up_term e[2] = { ref, reply };

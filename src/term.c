@@ -73,7 +73,7 @@ up_term up_atom(const char *name)
 
 up_term up_pid_term(up_pid pid)
 {
-	if (pid <= 0 || (pid >> 60))
+	if (pid <= 0 || (pid >> 61)) /* bit 60: a remote pid (dist.h) */
 		return up__mkbad(-EINVAL);
 	return ((up_term)pid << 3) | UP__TAG_PID;
 }
@@ -178,15 +178,17 @@ up_term up_make_ref(void)
 	return up__mkbox(w);
 }
 
-int up__ref_words(up_term t, uint32_t wds[3])
+/* A reference's three id words and its spare word (0 for a local ref;
+ * the node of a remote one, see dist.h). */
+int up__ref_words(up_term t, uint32_t wds[4])
 {
 	if (!up__is_boxed(t) || up__btype(up__box(t)) != UP__B_REF || !wds)
 		return -EINVAL;
-	memcpy(wds, &up__box(t)[1], 12);
+	memcpy(wds, &up__box(t)[1], 16);
 	return 0;
 }
 
-up_term up__ref_from_words(const uint32_t wds[3])
+up_term up__ref_from_words(const uint32_t wds[4])
 {
 	up_term err;
 	if (!wds)
@@ -195,8 +197,7 @@ up_term up__ref_from_words(const uint32_t wds[3])
 	if (!w)
 		return err;
 	w[0] = up__header(UP__B_REF, 2);
-	w[2] = 0;
-	memcpy(&w[1], wds, 12);
+	memcpy(&w[1], wds, 16);
 	return up__mkbox(w);
 }
 
@@ -439,7 +440,7 @@ static int compare_top(up_term a, up_term b, int exact, int *descend)
 		return a < b ? -1 : 1;
 	case UP_K_REF: {
 		const uint32_t *x = (const uint32_t *)&up__box(a)[1], *y = (const uint32_t *)&up__box(b)[1];
-		for (int i = 2; i >= 0; i--)
+		for (int i = 3; i >= 0; i--) /* node first (word 3), then ids */
 			if (x[i] != y[i])
 				return x[i] < y[i] ? -1 : 1;
 		return 0;
@@ -750,12 +751,16 @@ static void format_one(struct out *o, up_term t, struct wstack *s)
 		return;
 	}
 	case UP_K_PID:
-		put_fmt(o, "<0.%u.%u>", (unsigned)((t >> 3) & ((1u << 28) - 1)),
-			(unsigned)((t >> 3) >> 28));
+		if ((t >> 63) & 1) /* bit 60 of the pid: remote (dist.h) */
+			put_fmt(o, "<%u.%u.%u>", (unsigned)((t >> 48) & 0x7fff),
+				(unsigned)(uint32_t)(t >> 3), (unsigned)((t >> 35) & 0x1fff));
+		else
+			put_fmt(o, "<0.%u.%u>", (unsigned)((t >> 3) & ((1u << 28) - 1)),
+				(unsigned)((t >> 3) >> 28));
 		return;
 	case UP_K_REF: {
 		const uint32_t *w = (const uint32_t *)&up__box(t)[1];
-		put_fmt(o, "#Ref<0.%u.%u.%u>", w[2], w[1], w[0]);
+		put_fmt(o, "#Ref<%u.%u.%u.%u>", w[3] & 0xffff, w[2], w[1], w[0]);
 		return;
 	}
 	case UP_K_NIL:
