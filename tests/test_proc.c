@@ -675,7 +675,13 @@ static void kills_main(void *arg)
 	up_sleep(20 * MS); /* and park */
 	for (int i = 0; i < 5; i++)
 		k->rc[i] = up_exit(pid[i], up_int(42));
-	up_sleep(50 * MS);
+	/* Each dies at once if parked, else at its next switch: on a loaded
+	 * machine the other scheduler's thread may wait for a CPU, so wait
+	 * (bounded) rather than for a fixed time. */
+	until = now_ns() + WAIT_NS;
+	for (int i = 0; i < 6; i++)
+		while (up_alive(pid[i]) == 1 && now_ns() < until)
+			up_sleep(MS);
 	for (int i = 0; i < 6; i++) {
 		k->alive_after[i] = up_alive(pid[i]);
 		k->send_after[i] = up_send_word(pid[i], 1);
