@@ -527,7 +527,9 @@ static void test_oracle(void **state)
 		unsigned long mask[4] = { 0 };
 		mask[nd / 64] |= 1ul << (nd % 64);
 		assert_int_equal(mbind(p, 2 * PAGE, MPOL_BIND, mask, 256, 0), 0);
-		assert_int_equal(mp_node(p), -ENOENT); /* not touched yet */
+		int untouched = mp_node(p); /* no page yet: -ENOENT (6.1: -EFAULT) */
+		if (untouched != -ENOENT && untouched != -EFAULT)
+			fail_msg("move_pages on an untouched page: %d", untouched);
 		touch(p, 2 * PAGE);
 		assert_int_equal(mp_node(p), nd);
 		assert_int_equal(mp_node(p + PAGE), nd);
