@@ -27,6 +27,7 @@
 #include "fault.h"
 #include "fiber.h"
 #include "node_mem.h"
+#include <sys/mman.h>
 #include "runtime.h"
 
 #define RING_ENTRIES 256
@@ -597,6 +598,9 @@ static void loop(struct up__sched *s)
 	}
 }
 
+/* Scheduler thread stacks: glibc's default size. */
+#define THREAD_STACK ((size_t)8 << 20)
+
 static int ring_setup(struct up__sched *s)
 {
 	static const unsigned flag_sets[] = {
@@ -678,10 +682,29 @@ int up__sched_start(struct up__sched *s)
 	CPU_ZERO(&set);
 	CPU_SET(s->cpu, &set);
 	pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+	/* A stack of its own, bound to the node before first touch: glibc
+	 * would hand the thread a cached stack of an earlier run's thread,
+	 * resident on whatever node that one ran (found in a 2-node guest by
+	 * test_numa_placement; mbind(MPOL_MF_MOVE) did not move those pages). */
+	size_t len = THREAD_STACK + UP__PAGE;
+	char *st = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			MAP_STACK, -1, 0);
+	if (st == MAP_FAILED) {
+		pthread_attr_destroy(&a);
+		return -ENOMEM;
+	}
+	(void)mprotect(st, UP__PAGE, PROT_NONE); /* guard */
+	(void)up__node_bind_range(st + UP__PAGE, THREAD_STACK, s->node);
+	s->thread_stack = st;
+	s->thread_stack_len = len;
+	pthread_attr_setstack(&a, st + UP__PAGE, THREAD_STACK);
 	r = pthread_create(&s->thread, &a, thread_main, s);
 	pthread_attr_destroy(&a);
-	if (r != 0)
+	if (r != 0) {
+		munmap(st, len);
+		s->thread_stack = NULL;
 		return -r;
+	}
 	pthread_mutex_lock(&up__rt.init_lock);
 	while (!(r = __atomic_load_n(&s->thread_started, __ATOMIC_ACQUIRE)))
 		pthread_cond_wait(&up__rt.init_cv, &up__rt.init_lock);
@@ -693,6 +716,9 @@ void up__sched_join(struct up__sched *s)
 {
 	if (s->thread_started)
 		pthread_join(s->thread, NULL);
+	if (s->thread_stack)
+		munmap(s->thread_stack, s->thread_stack_len);
+	s->thread_stack = NULL;
 }
 
 void up__sched_cleanup(struct up__sched *s)

@@ -74,6 +74,8 @@ struct up__sched {
 	pthread_t thread;
 	int thread_started;
 	void *alt_stack;                  /* for the SIGSEGV handler (crash.c) */
+	void *thread_stack;               /* its mapping (guard page first) */
+	size_t thread_stack_len;
 
 	/* ---- shared ---- */
 	struct up__msg *remote_head __attribute__((aligned(UP_CACHELINE))); /* atomic */
