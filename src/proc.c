@@ -345,8 +345,9 @@ long up_heap_mark(void)
 		return -ENOMEM;
 	m->magic = MARK_MAGIC;
 	m->used = used;
-	m->seq = ++p->mark_seq;
-	/* User addresses have 47 bits: the sequence rides in the top ones. */
+	/* User addresses have 47 bits: the sequence rides in bits 48..62
+	 * (15 bits: bit 63 would make the mark negative, an error). */
+	m->seq = ++p->mark_seq & 0x7fff;
 	return (long)((uintptr_t)m | (uintptr_t)m->seq << MARK_SEQ_SHIFT);
 }
 

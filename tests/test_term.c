@@ -1178,6 +1178,16 @@ static void mark_main(void *arg)
 	PCHECK_EQ(up_heap_reset(b), -EINVAL); /* reset past */
 	PCHECK_EQ(up_heap_reset(m2), 0);
 
+	/* a long-lived loop marks far more often than the sequence has
+	 * values: every mark stays a valid (positive) mark */
+	for (long i = 0; i < 70000; i++) {
+		long m = up_heap_mark();
+		if (m <= 0 || up_heap_reset(m) != 0) {
+			PFAIL("mark %ld: %ld", i, m);
+			break;
+		}
+	}
+
 	/* a loop that builds and drops 240 KB of terms (beyond the region's
 	 * heap: mappings) does not grow the process */
 	long long rss0 = 0;
