@@ -91,10 +91,14 @@ struct up__hs {
 	uint64_t peer_flags;
 	const char *why;       /* out: the reason of a failure, for the log */
 };
-/* Initiate on connected fd, to node `peer` (expected name). */
+/* Initiate on connected fd, to node `peer` (expected name).  -EALREADY
+ * when the peer answers nok: it has a connection to us, or an attempt of
+ * its own that wins (simultaneous connect: the greater name's wins). */
 int up__hs_connect(int fd, struct up__hs *h, int64_t timeout_ns) UP_INTERNAL;
 /* Accept on fd; accept_name(peer) says whether a connection from it may
- * proceed (0 ok, else the status to send: "nok" or "alive"). */
+ * proceed: NULL ("sok"), "sok_simultaneous" (it proceeds: we had an
+ * attempt of our own pending and give it up), else the status to refuse
+ * with ("snok").  A refusal is -EALREADY. */
 int up__hs_accept(int fd, struct up__hs *h, const char *(*accept_name)(const char *peer),
 		  int64_t timeout_ns) UP_INTERNAL;
 
@@ -151,12 +155,16 @@ up_pid up__dist_writer(unsigned idx, up_term node) UP_INTERNAL;
  * (entry removed if it still is writer's; nodedown if it was up). */
 void up__dist_conn_up(up_term node, up_pid writer, uint32_t creation) UP_INTERNAL;
 void up__dist_conn_gone(up_term node, up_pid writer) UP_INTERNAL;
-/* Before an accepted handshake goes on: NULL, or the status to answer
- * ("snok") when a connection to peer exists. */
+/* Before an accepted handshake goes on: NULL (no connection to peer),
+ * "sok_simultaneous" (our own attempt is pending and peer's name is
+ * greater: peer's connection wins), or "snok" to refuse (a connection is
+ * up, or our pending attempt wins). */
 const char *up__dist_conn_claim(const char *peer) UP_INTERNAL;
 /* After it succeeded: start its writer on fd (now the writer's) and record
- * the connection as up; the writer's pid, or -EALREADY (another connection
- * won meanwhile: fd is left to the caller), -errno. */
+ * the connection as up, or, when our own attempt is pending, hand fd to
+ * its writer ({'$dist_fd', Fd, Creation}: what was sent meanwhile waits
+ * in that writer's mailbox); the writer's pid, or -EALREADY (another
+ * connection won meanwhile: fd is left to the caller), -errno. */
 up_pid up__dist_conn_accepted(const char *peer, int fd, uint32_t creation) UP_INTERNAL;
 /* The body of a connection's writer process (dist_conn.c); arg packs
  * fd + 1 (0: connect first) and the node atom's index. */
@@ -168,7 +176,7 @@ static inline void *up__dist_conn_arg(int fd, up_term node)
 /* Atom terms the distribution uses (made once). */
 up_term up__dist_atom(int which) UP_INTERNAL;
 enum { UP__DA_DIST, UP__DA_DIST_IN, UP__DA_NOCONNECTION, UP__DA_NODEUP, UP__DA_NODEDOWN,
-       UP__DA_STOP, UP__DA_GEN_CALL_UNUSED, UP__DA_N };
+       UP__DA_STOP, UP__DA_GEN_CALL_UNUSED, UP__DA_DIST_FD, UP__DA_N };
 
 /* ---- logging: one line to stderr per refused peer or lost connection */
 void up__dist_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) UP_INTERNAL;

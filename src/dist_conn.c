@@ -708,6 +708,52 @@ static void reader(void *arg)
 
 /* ------------------------------------------------------- the writer */
 
+static int is_tagged(up_term t, long arity, up_term tag)
+{
+	up_term e;
+	return up_tuple_arity(t) == arity && up_tuple_elem(t, 0, &e) == 0 && e == tag;
+}
+
+static int match_fd(const struct up_msg *m, void *arg)
+{
+	(void)arg;
+	return m->kind == UP_MSG_TERM && is_tagged(m->term, 3, up__dist_atom(UP__DA_DIST_FD));
+}
+
+/* The fd of a {'$dist_fd', Fd, Creation} message (and its creation). */
+static int fd_of(up_term t, uint32_t *creation)
+{
+	up_term e;
+	int64_t fd = -1, cr = 0;
+	if (up_tuple_elem(t, 1, &e) || up_get_int(e, &fd) || up_tuple_elem(t, 2, &e) ||
+	    up_get_int(e, &cr))
+		return -1;
+	if (creation)
+		*creation = (uint32_t)cr;
+	return (int)fd;
+}
+
+/* Wait for the socket of the peer's winning connection from our acceptor. */
+static int take_fd(struct wr *w, int64_t timeout_ns)
+{
+	struct up_msg m;
+	uint32_t creation = 0;
+	int r = up_recv_match(match_fd, NULL, &m, timeout_ns, 0);
+	if (r)
+		return r;
+	int fd = fd_of(m.term, &creation);
+	up_msg_free(&m);
+	if (fd < 0)
+		return -EINVAL;
+	if (up_io_own(fd)) {
+		close(fd);
+		return -ENOMEM;
+	}
+	w->fd = fd;
+	up__dist_conn_up(w->node, w->self, creation);
+	return 0;
+}
+
 static int connect_peer(struct wr *w)
 {
 	const char *name;
@@ -743,6 +789,13 @@ static int connect_peer(struct wr *w)
 			    .creation = up__dist_cfg.creation };
 	snprintf(h.peer, sizeof(h.peer), "%s", node);
 	int r = up__hs_connect(fd, &h, to);
+	if (r == -EALREADY && strcmp(node, up__dist_cfg.name) > 0) {
+		/* Simultaneous connect, and the peer's attempt wins: our
+		 * acceptor hands us its socket (what was sent to the node
+		 * waits here meanwhile). */
+		up_io_close(fd);
+		return take_fd(w, to);
+	}
 	if (r) {
 		up__dist_log("handshake with %s failed: %s (%d)", node, h.why ? h.why : "", r);
 		up_io_close(fd);
@@ -751,12 +804,6 @@ static int connect_peer(struct wr *w)
 	w->fd = fd;
 	up__dist_conn_up(w->node, w->self, h.peer_creation);
 	return 0;
-}
-
-static int is_tagged(up_term t, long arity, up_term tag)
-{
-	up_term e;
-	return up_tuple_arity(t) == arity && up_tuple_elem(t, 0, &e) == 0 && e == tag;
 }
 
 /* One message to the writer: 1 when the connection is over. */
@@ -779,6 +826,10 @@ static int handle(struct wr *w, struct up_msg *m)
 			return 1;
 	} else if (t == up__dist_atom(UP__DA_STOP)) {
 		return 1;
+	} else if (match_fd(m, NULL)) {
+		int fd = fd_of(t, NULL); /* a socket handed over too late */
+		if (fd >= 0)
+			close(fd);
 	}
 	return w->dead;
 }
@@ -801,6 +852,8 @@ static void cleanup(struct wr *w)
 	while (up_recv(&m, 0) == 0) {
 		if (m.kind == UP_MSG_TERM && is_tagged(m.term, 5, up__dist_atom(UP__DA_DIST)))
 			out_cmd(w, m.term, 1);
+		else if (match_fd(&m, NULL) && fd_of(m.term, NULL) >= 0)
+			close(fd_of(m.term, NULL));
 		up_msg_free(&m);
 	}
 }

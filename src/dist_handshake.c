@@ -145,6 +145,9 @@ int up__hs_connect(int fd, struct up__hs *h, int64_t timeout_ns)
 		/* the peer thinks we are still connected: we are a new one */
 		if ((r = hs_send(fd, (const uint8_t *)"strue", 5, timeout_ns)))
 			return r;
+	} else if (n == 4 && memcmp(b + 1, "nok", 3) == 0) {
+		h->why = "the peer has a connection or a winning attempt of its own (nok)";
+		return -EALREADY;
 	} else if (!(n == 3 && memcmp(b + 1, "ok", 2) == 0) &&
 		   !(n == 16 && memcmp(b + 1, "ok_simultaneous", 15) == 0)) {
 		h->why = "refused by the peer (status not ok)";
@@ -186,12 +189,14 @@ int up__hs_accept(int fd, struct up__hs *h, const char *(*accept_name)(const cha
 	if ((r = parse_n(b, n, h, NULL)))
 		return r;
 	const char *status = accept_name ? accept_name(h->peer) : NULL;
-	if (status) {
+	if (status && strcmp(status, "sok_simultaneous") != 0) {
 		hs_send(fd, (const uint8_t *)status, strlen(status), timeout_ns);
 		h->why = "a connection to that node exists";
 		return -EALREADY;
 	}
-	if ((r = hs_send(fd, (const uint8_t *)"sok", 3, timeout_ns)))
+	if (!status)
+		status = "sok";
+	if ((r = hs_send(fd, (const uint8_t *)status, strlen(status), timeout_ns)))
 		return r;
 	uint32_t mine = new_challenge();
 	b[0] = 'N';

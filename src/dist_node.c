@@ -60,6 +60,7 @@ up_term up__dist_atom(int which)
 {
 	static const char *const names[UP__DA_N] = {
 		"$dist", "$dist_in", "noconnection", "nodeup", "nodedown", "$dist_stop", "$gen_call",
+		"$dist_fd",
 	};
 	static up_term cache[UP__DA_N];
 	up_term t = __atomic_load_n(&cache[which], __ATOMIC_RELAXED);
@@ -170,8 +171,13 @@ const char *up__dist_conn_claim(const char *peer)
 		return "snok";
 	pthread_mutex_lock(&lock);
 	long i = D.on == 1 ? conn_find(node) : 0;
+	int pending = i >= 0 && D.on == 1 && !D.conns[i].up;
 	pthread_mutex_unlock(&lock);
-	return i >= 0 ? "snok" : NULL;
+	if (i < 0)
+		return NULL;
+	/* Simultaneous connect (OTP's rule): the greater name's attempt
+	 * wins; both sides decide alike. */
+	return pending && strcmp(peer, up__dist_cfg.name) > 0 ? "sok_simultaneous" : "snok";
 }
 
 up_pid up__dist_conn_accepted(const char *peer, int fd, uint32_t creation)
@@ -181,7 +187,14 @@ up_pid up__dist_conn_accepted(const char *peer, int fd, uint32_t creation)
 		return up_term_error(node);
 	pthread_mutex_lock(&lock);
 	up_pid w = -EALREADY;
-	if (D.on == 1 && conn_find(node) < 0) {
+	long i = D.on == 1 ? conn_find(node) : -1;
+	if (i >= 0 && !D.conns[i].up) {
+		/* our attempt lost the race: its writer takes this socket */
+		uint64_t t[4] = { up__header(UP__B_TUPLE, 3), up__dist_atom(UP__DA_DIST_FD),
+				  up_int(fd), up_int(creation) };
+		if (up_send(D.conns[i].writer, up__mkbox(t)) == 0)
+			w = D.conns[i].writer;
+	} else if (D.on == 1 && i < 0) {
 		w = up_spawn(up__dist_conn_main, up__dist_conn_arg(fd, node));
 		if (w > 0 && conn_add(node, w, creation, 1) != 0) {
 			up_exit(w, UP_KILL);
