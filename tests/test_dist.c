@@ -8,8 +8,10 @@
  * ways, registered-name sends, a gen_server call, links and monitors
  * across nodes (both directions), exit/2, node monitoring, a second uproc
  * program, hostile peers (garbage handshakes, a wrong cookie, a malformed
- * frame after a good handshake), and finally the Erlang node killed:
- * noconnection for links and monitors, nodedown.
+ * frame after a good handshake), two uproc nodes connecting to each other
+ * at once, a second Erlang node that goes silent (SIGSTOP: dropped after
+ * the tick timeout), and finally the Erlang node killed: noconnection for
+ * links and monitors, nodedown.
  */
 #include "helpers.h"
 
@@ -17,6 +19,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "dist.h"
@@ -72,15 +75,19 @@ static int tcp_probe(int port)
 	return r;
 }
 
-static int start_erl(const char *sname, const char *cookie, pid_t *out, const char *readyf)
+/* ticktime: net_ticktime in seconds (NULL: Erlang's default). */
+static int start_erl(const char *sname, const char *cookie, pid_t *out, const char *readyf,
+		     const char *ticktime)
 {
 	char pa[160];
 	snprintf(pa, sizeof pa, "%s", tmpdir);
 	unlink(readyf);
 	char *argv[] = { "timeout", "600", "erl", "-sname", (char *)sname, "-setcookie",
 			 (char *)cookie, "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
-			 "-noshell", "-noinput", "-pa", pa, "-s", "dist_peer", "start",
-			 (char *)readyf, NULL };
+			 "-start_epmd", "false", "-noshell", "-noinput", "-pa", pa, "-s",
+			 "dist_peer", "start",
+			 (char *)readyf, ticktime ? "-kernel" : NULL, "net_ticktime",
+			 (char *)ticktime, NULL };
 	*out = spawn_cmd(argv);
 	for (int i = 0; i < 600; i++) {
 		if (access(readyf, F_OK) == 0)
@@ -117,7 +124,7 @@ static int group_setup(void **state)
 	snprintf(ready, sizeof ready, "%s/ready", tmpdir);
 	char sname[64];
 	snprintf(sname, sizeof sname, "erlpeer%d", (int)getpid());
-	if (start_erl(sname, COOKIE, &erl_pid, ready) != 0) {
+	if (start_erl(sname, COOKIE, &erl_pid, ready, NULL) != 0) {
 		fprintf(stderr, "test_dist: the Erlang node did not start\n");
 		stop_pid(&erl_pid);
 		stop_pid(&epmd_pid);
@@ -622,6 +629,234 @@ static void test_two_uproc_nodes(void **state)
 	assert_no_pfail();
 }
 
+/* A peer that goes silent: a second Erlang node (net_ticktime 1 s, so it
+ * ticks every 250 ms) is connected to a node with a 300 ms tick.  Idle
+ * for well over both sides' timeouts, the ticks keep the connection; then
+ * its OS process is stopped (SIGSTOP): after 4 silent ticks (1.2 s) the
+ * node is dropped, with nodedown, the link's EXIT and the monitor's DOWN
+ * `noconnection`.  The stopped node is then killed by its PID. */
+#define TICK_NS (300 * MS)
+
+struct tick_arg {
+	char node[128];
+	pid_t beam;
+};
+
+static void tick_main(void *arg)
+{
+	struct tick_arg *ta = arg;
+	char name[128];
+	snprintf(name, sizeof name, "uptick%d@%s", (int)getpid(), host);
+	struct up_node_opts o = node_opts();
+	o.tick_ns = TICK_NS;
+	if (up_node_start(name, COOKIE, &o) != 0) {
+		PFAIL("node start");
+		return;
+	}
+	up_term self = up_pid_term(up_self()), got;
+	up_pid ctl = up_name_at(A("ctl"), A(ta->node)), echo = up_name_at(A("echo"), A(ta->node));
+	up_trap_exit(1);
+	up_monitor_nodes(1);
+	up_send(ctl, up_tuplev(2, self, A("spawn_linkee")));
+	if (expect("linkee", 2, &got))
+		goto out;
+	up_pid e;
+	up_get_pid(elem(got, 1), &e);
+	PCHECK_EQ(up_link(e), 0);
+	up_term mref = up_monitor(e);
+	PCHECK_EQ(up_send(echo, up_tuplev(2, self, A("sync"))), 0);
+	PCHECK(expect("echo", 2, NULL) == 0);
+
+	/* idle for 3 s (> 4 ticks here, > net_ticktime there): still up */
+	up_sleep(10 * TICK_NS);
+	struct tagm down = { A("nodedown"), 2 };
+	struct up_msg m;
+	PCHECK_EQ(up_recv_match(match_tag, &down, &m, 0, 0), -ETIMEDOUT);
+	PCHECK(up_list_length(up_nodes()) == 1);
+	PCHECK_EQ(up_send(echo, up_tuplev(2, self, A("idle"))), 0);
+	if (expect("echo", 2, &got) == 0)
+		PCHECK(elem(got, 1) == A("idle"));
+
+	/* silence: the peer's OS process stops (its socket stays open) */
+	int64_t t0 = now_ns();
+	PCHECK_EQ(kill(ta->beam, SIGSTOP), 0);
+	if (expect("EXIT", 3, &got) == 0) {
+		int64_t dt = now_ns() - t0;
+		PCHECK(up_equal(elem(got, 1), up_pid_term(e)));
+		PCHECK(elem(got, 2) == A("noconnection"));
+		/* not before 4 ticks of silence (less the up to 250 ms since
+		 * the peer's last tick), and not much after */
+		if (dt < 4 * TICK_NS - 300 * MS || dt > 4 * TICK_NS + UPT_SCALE(3, 10) * 1000 * MS)
+			PFAIL("dropped after %lld ms (tick timeout %lld ms)", (long long)(dt / MS),
+			      (long long)(4 * TICK_NS / MS));
+	}
+	if (expect("DOWN", 5, &got) == 0) {
+		PCHECK(up_equal(elem(got, 1), mref));
+		PCHECK(elem(got, 4) == A("noconnection"));
+	}
+	if (expect("nodedown", 2, &got) == 0)
+		PCHECK(elem(got, 1) == A(ta->node));
+	PCHECK(up_list_length(up_nodes()) == 0);
+out:
+	PCHECK_EQ(up_node_stop(), 0);
+}
+
+/* The OS pid the Erlang node wrote to readyf (0 if none). */
+static pid_t read_pid(const char *readyf)
+{
+	char b[32] = { 0 };
+	int fd = open(readyf, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	return n > 0 ? (pid_t)atol(b) : 0;
+}
+
+/* Is p a child of parent (the `timeout` we started)? */
+static int child_of(pid_t p, pid_t parent)
+{
+	char path[64], b[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = 0;
+	char *rp = strrchr(b, ')');
+	int ppid = 0;
+	return rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == parent;
+}
+
+static void test_tick(void **state)
+{
+	(void)state;
+	struct tick_arg ta = { 0 };
+	char sname[64], rf[256];
+	pid_t tpid = -1;
+	snprintf(sname, sizeof sname, "erltick%d", (int)getpid());
+	snprintf(ta.node, sizeof ta.node, "%s@%s", sname, host);
+	snprintf(rf, sizeof rf, "%s/ready_tick", tmpdir);
+	int started = start_erl(sname, COOKIE, &tpid, rf, "1");
+	ta.beam = read_pid(rf);
+	if (started != 0 || ta.beam <= 1 || !child_of(ta.beam, tpid)) {
+		stop_pid(&tpid);
+		fail_msg("the second Erlang node did not start (or its pid %d is not ours)",
+			 (int)ta.beam);
+	}
+	int r = run_main(tick_main, &ta, 2);
+	kill(ta.beam, SIGKILL); /* stopped or not; `timeout` then exits */
+	waitpid(tpid, NULL, 0);
+	assert_int_equal(r, 0);
+	assert_no_pfail();
+}
+
+/* Simultaneous connect: two uproc nodes (this process and a child) that
+ * have never talked send to each other at the same moment, so each has
+ * a connection attempt pending when the other's arrives.  One connection
+ * must come out of it, and every message sent during the race must
+ * arrive, in order, on both sides. */
+#define SIM_N 100
+
+struct sim_shared {
+	atomic_int ready[2], done[2];
+};
+static struct sim_shared *sim;
+
+static void sim_sink(void *arg)
+{
+	up_pid owner = (up_pid)(uintptr_t)arg;
+	long next = 0, bad = 0;
+	struct up_msg m;
+	while (next < SIM_N && up_recv(&m, 2 * WAIT_NS) == 0) {
+		up_term e;
+		int64_t v;
+		if (m.kind != UP_MSG_TERM || up_tuple_elem(m.term, 1, &e) || up_get_int(e, &v) ||
+		    v != next)
+			bad++;
+		next++;
+		up_msg_free(&m);
+	}
+	up_send_word(owner, (uint64_t)(next == SIM_N && bad == 0));
+}
+
+/* Spin (inside a process: a short sleep per round) until *flag. */
+static int sim_wait(atomic_int *flag, int64_t sleep_ns)
+{
+	int64_t end = now_ns() + 2 * WAIT_NS;
+	while (!atomic_load(flag)) {
+		if (now_ns() > end)
+			return -1;
+		if (sleep_ns)
+			up_sleep(sleep_ns);
+	}
+	return 0;
+}
+
+static void sim_main(void *arg)
+{
+	int k = (int)(intptr_t)arg; /* 0: this process, 1: the child */
+	pid_t base = k ? getppid() : getpid();
+	char name[128], other[128];
+	snprintf(name, sizeof name, "upsim%c%d@%s", 'a' + k, (int)base, host);
+	snprintf(other, sizeof other, "upsim%c%d@%s", 'b' - k, (int)base, host);
+	struct up_node_opts o = node_opts();
+	if (up_node_start(name, COOKIE, &o) != 0) {
+		PFAIL("node start %s", name);
+		return;
+	}
+	up_pid sink = up_spawn(sim_sink, (void *)(uintptr_t)up_self());
+	PCHECK(sink > 0);
+	PCHECK_EQ(up_register(A("sim"), sink), 0);
+	up_pid to = up_name_at(A("sim"), A(other));
+	atomic_store(&sim->ready[k], 1);
+	/* both nodes registered: go at once (busy wait, for a close start) */
+	if (sim_wait(&sim->ready[1 - k], 0) == 0) {
+		for (int i = 0; i < SIM_N; i++)
+			PCHECK_EQ(up_send(to, up_tuplev(2, A("sim"), up_int(i))), 0);
+		struct up_msg m;
+		if (up_recv(&m, 3 * WAIT_NS) != 0 || m.kind != UP_MSG_WORD || m.word != 1)
+			PFAIL("%s: the messages from %s did not all arrive in order", name, other);
+		up_term nodes = up_nodes(), n0;
+		PCHECK(up_list_length(nodes) == 1);
+		PCHECK(up_get_cons(nodes, &n0, NULL) == 0 && n0 == A(other));
+	} else {
+		PFAIL("%s: the other node never got ready", name);
+	}
+	atomic_store(&sim->done[k], 1);
+	sim_wait(&sim->done[1 - k], 5 * MS);
+	PCHECK_EQ(up_node_stop(), 0);
+}
+
+static void test_simultaneous_connect(void **state)
+{
+	(void)state;
+	sim = mmap(NULL, sizeof *sim, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(sim != MAP_FAILED);
+	memset(sim, 0, sizeof *sim);
+	fflush(NULL);
+	pid_t c = fork();
+	if (c == 0) {
+		struct up_run_opts o = run_opts(2);
+		int r = up_run(sim_main, (void *)(intptr_t)1, &o);
+		int nf = atomic_load(&pfail.count);
+		for (int i = 0; i < nf && i < PFAIL_MAX; i++)
+			fprintf(stderr, "  in the child: %s\n", pfail.msg[i]);
+		_exit(r == 0 && nf == 0 ? 0 : 1);
+	}
+	assert_true(c > 0);
+	int r = run_main(sim_main, (void *)(intptr_t)0, 2);
+	int st = 0;
+	waitpid(c, &st, 0);
+	munmap(sim, sizeof *sim);
+	assert_int_equal(r, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_no_pfail();
+}
+
 /* Last: the Erlang node is killed.  Links get noconnection, monitors DOWN
  * noconnection, node monitors nodedown. */
 static void kill_main(void *arg)
@@ -689,6 +924,8 @@ int main(void)
 		UPT_TEST(test_links),
 		UPT_TEST(test_hostile),
 		UPT_TEST(test_two_uproc_nodes),
+		UPT_TEST(test_simultaneous_connect),
+		UPT_TEST(test_tick),
 		UPT_TEST(test_kill_peer),
 	};
 	if (getenv("UPT_FILTER"))

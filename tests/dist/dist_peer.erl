@@ -1,6 +1,8 @@
 %% dist_peer - the Erlang side of tests/test_dist.c: a few registered
 %% processes a uproc node talks to.  Started with
 %%   erl -sname N -s dist_peer start ReadyFile
+%% and writes its OS pid to ReadyFile when ready (test_tick stops that
+%% process with SIGSTOP).
 -module(dist_peer).
 -behaviour(gen_server).
 -export([start/1, init/1, handle_call/3, handle_cast/2, handle_info/2]).
@@ -9,7 +11,9 @@ start([Ready]) ->
     register(echo, spawn(fun echo/0)),
     register(ctl, spawn(fun ctl/0)),
     {ok, _} = gen_server:start({local, calc}, ?MODULE, [], []),
-    ok = file:write_file(atom_to_list(Ready), <<"ok">>).
+    Tmp = atom_to_list(Ready) ++ ".tmp",
+    ok = file:write_file(Tmp, os:getpid()),
+    ok = file:rename(Tmp, atom_to_list(Ready)).
 
 %% {From, T} -> From ! {echo, T}
 echo() ->
