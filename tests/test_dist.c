@@ -104,7 +104,6 @@ static int group_setup(void **state)
 	char *dot = strchr(host, '.');
 	if (dot)
 		*dot = 0;
-	epmd_port = 20000 + (int)(getpid() % 20000);
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/uproc-dist-%d", (int)getpid());
 	mkdir(tmpdir, 0700);
 	char src[512];
@@ -114,12 +113,30 @@ static int group_setup(void **state)
 		fprintf(stderr, "test_dist: erlc failed (erlang-base installed?)\n");
 		return -1;
 	}
-	char port[16];
-	snprintf(port, sizeof port, "%d", epmd_port);
-	char *epmd[] = { "timeout", "600", "epmd", "-port", port, "-address", "127.0.0.1", NULL };
-	epmd_pid = spawn_cmd(epmd);
-	for (int i = 0; i < 100 && tcp_probe(epmd_port) != 0; i++)
-		thread_sleep_ns(50 * MS);
+	/* A port below the ephemeral range (32768 up): a busy machine's
+	 * outgoing and TIME-WAIT sockets hold ports there, and epmd, failing
+	 * to bind, exits at once ("already running").  If it exits anyway,
+	 * another port. */
+	for (int attempt = 0; attempt < 8; attempt++) {
+		epmd_port = 20000 + (int)((getpid() + attempt * 1499) % 12000);
+		char port[16];
+		snprintf(port, sizeof port, "%d", epmd_port);
+		char *epmd[] = { "timeout", "600", "epmd", "-port", port, "-address", "127.0.0.1",
+				 NULL };
+		epmd_pid = spawn_cmd(epmd);
+		int up = 0, gone = 0;
+		for (int i = 0; i < 100 && !up && !gone; i++) {
+			up = tcp_probe(epmd_port) == 0;
+			gone = !up && waitpid(epmd_pid, NULL, WNOHANG) == epmd_pid;
+			if (!up && !gone)
+				thread_sleep_ns(50 * MS);
+		}
+		if (up)
+			break;
+		if (!gone)
+			stop_pid(&epmd_pid);
+		epmd_pid = -1;
+	}
 	snprintf(peer, sizeof peer, "erlpeer%d@%s", (int)getpid(), host);
 	snprintf(ready, sizeof ready, "%s/ready", tmpdir);
 	char sname[64];
