@@ -142,7 +142,8 @@ static int group_setup(void **state)
 	char sname[64];
 	snprintf(sname, sizeof sname, "erlpeer%d", (int)getpid());
 	if (start_erl(sname, COOKIE, &erl_pid, ready, NULL) != 0) {
-		fprintf(stderr, "test_dist: the Erlang node did not start\n");
+		fprintf(stderr, "test_dist: the Erlang node did not start (epmd port %d, %s)\n",
+			epmd_port, tcp_probe(epmd_port) == 0 ? "up" : "down");
 		stop_pid(&erl_pid);
 		stop_pid(&epmd_pid);
 		return -1;
