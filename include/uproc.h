@@ -138,6 +138,7 @@ int up_shutdown(void);
 /* Number of scheduler threads of the running runtime, or -ESRCH. */
 int up_schedulers(void);
 
+
 /* ------------------------------------------------------------ processes */
 
 /*
@@ -168,12 +169,31 @@ struct up_spawn_opts {
 	/* Output, with UP_SPAWN_MONITOR: the monitor's reference (written by
 	 * up_spawn_opt). */
 	up_term monitor_ref;
+	/* Most messages mailbox i may hold (0: no limit; at most
+	 * UP_MAILBOX_LIMIT_MAX), and what a send to it does once it holds
+	 * that many (UP_MAILBOX_REJECT or UP_MAILBOX_DROP_OLDEST).  Messages
+	 * the process has taken (up_recv...) no longer count.  System
+	 * messages ({'EXIT', ...} of a trapping process, DOWN) count but are
+	 * never rejected; UP_MAILBOX_DROP_OLDEST may drop them like any
+	 * message.  See docs/design.md, "Limits". */
+	unsigned mailbox_limit[UP_MAX_MAILBOXES];
+	unsigned char mailbox_policy[UP_MAX_MAILBOXES];
 };
 #define UP_SPAWN_SCHEDULER 0x1u
 #define UP_SPAWN_NODE      0x2u
 #define UP_SPAWN_PRIORITIES 0x4u
 #define UP_SPAWN_LINK       0x8u  /* link spawner and child atomically */
 #define UP_SPAWN_MONITOR    0x10u /* monitor the child: ref in monitor_ref */
+
+/* Mailbox policies (see mailbox_limit). */
+/* A send to the full mailbox returns -EAGAIN and delivers nothing. */
+#define UP_MAILBOX_REJECT      0
+/* A send to the full mailbox is accepted and the oldest message of that
+ * mailbox is dropped (freed unseen).  Drops happen on the receiver's
+ * thread: a mailbox fed from other schedulers may hold more than its limit
+ * until its scheduler next looks at it (at once when the receiver waits). */
+#define UP_MAILBOX_DROP_OLDEST 1
+#define UP_MAILBOX_LIMIT_MAX   (1u << 30)
 
 /*
  * up_spawn - start fn(arg) as a new process on the caller's scheduler (an
@@ -200,7 +220,9 @@ up_pid up_spawn(up_fn fn, void *arg);
  * bit in flags; both UP_SPAWN_SCHEDULER and UP_SPAWN_NODE; a scheduler or
  * node that does not exist, or a node without a scheduler; a stack larger
  * than the runtime's stack_size; mailboxes over UP_MAX_MAILBOXES.  Placement
- * fields whose flag is not set are ignored.
+ * fields whose flag is not set are ignored; a mailbox_limit or
+ * mailbox_policy set on a mailbox the process does not have, a policy that
+ * is not UP_MAILBOX_*, or a limit over UP_MAILBOX_LIMIT_MAX is -EINVAL too.
  */
 up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *opts);
 
@@ -243,6 +265,7 @@ int up_consume(unsigned n);
 #define UP_NOPROC      ((up_term)(3 << 3))  /* noproc */
 #define UP_SHUTDOWN    ((up_term)(12 << 3)) /* shutdown */
 #define UP_STACK_OVERFLOW ((up_term)(15 << 3)) /* stack_overflow */
+#define UP_HEAP_LIMIT  ((up_term)(16 << 3)) /* heap_limit */
 
 /*
  * up_exit - OTP's exit/1 and exit/2.
@@ -361,7 +384,16 @@ int up_alive(up_pid pid);
  * Freed when the process exits (there is no free: the heap is a bump
  * allocator, "one nursery per process").  A heap that outgrows the region
  * continues in mappings of its own.  Returns NULL outside a process, for
- * size 0, past the process's heap_limit, or without memory.
+ * size 0, or without memory.
+ *
+ * heap_limit (up_spawn_opts): a process whose heap (up_alloc memory, terms,
+ * dictionary, links and monitors, I/O tables) would grow past its limit
+ * ends with reason UP_HEAP_LIMIT, as Erlang's max_heap_size kill: up_alloc
+ * then does not return; any other call that needed the memory (a term
+ * builder, up_term_decode, up_put, up_link, up_call's reply...) fails with
+ * -ENOMEM and the process ends at its next send, receive, spawn, yield,
+ * sleep or I/O call.  Received messages are not heap: they are bounded by
+ * mailbox_limit and max_message_size instead.
  */
 void *up_alloc(size_t size);
 
@@ -583,7 +615,9 @@ int up_msg_free(struct up_msg *msg);
  * Returns 0, or
  *   -EINVAL  pid <= 0 or not a pid of this runtime;
  *   -ESRCH   the process has exited (or no runtime is running);
- *   -ENOMEM  no memory for the message.
+ *   -ENOMEM  no memory for the message;
+ *   -EAGAIN  the mailbox holds its mailbox_limit of messages and its policy
+ *            is UP_MAILBOX_REJECT (nothing is delivered).
  */
 int up_send_word(up_pid pid, uint64_t word);
 

@@ -30,6 +30,20 @@
  * A stale mark (left in a mailbox the receiver no longer awaits, or while it
  * runs) costs at most a spurious wake-up: receive loops until it has a
  * message or its deadline passed.
+ *
+ * Length limits (opt-in, per mailbox: mailbox_limit/mailbox_policy).  A
+ * limited mailbox keeps limit[mb].count = pid generation << 32 | n, n the
+ * messages pushed or queued and not yet taken.  A sender adds one with a CAS
+ * that checks the generation (a sender holding a stale pid never touches a
+ * newer process's count) and the limit: REJECT refuses the send when n is
+ * at the limit; DROP_OLDEST accepts it, and the owner drops the oldest
+ * queued messages while n is over the limit, whenever it drains the inbox
+ * (a remote sender that takes n over the limit by a power of two posts a
+ * WAKE so that the owner's scheduler drains and trims a busy receiver
+ * too).  The owner subtracts one per message taken or dropped.  System
+ * messages (EXIT of a trapping process, DOWN) are counted when they turn
+ * into messages, never refused.  A mailbox without a limit pays one test of
+ * p->limited, on the line every send reads anyway.
  */
 #include <errno.h>
 
@@ -61,11 +75,114 @@ static inline void append(struct up__proc *p, unsigned mb, struct up__msg *m)
 	p->queue[mb].len++;
 }
 
+/* ------------------------------------------------------ length limits */
+
+#define LIM_GEN(pid) (((uint64_t)(pid) >> UP__SLOT_BITS) << 32)
+#define LIM_GEN_MASK (~(uint64_t)0xffffffffu)
+#define LIM_HARD_MAX 0x7fffffffu  /* DROP_OLDEST: past this, refuse (n overflow) */
+
+static inline int limited(const struct up__proc *p, unsigned mb)
+{
+	return __atomic_load_n(&p->limited, __ATOMIC_RELAXED) & (1u << mb);
+}
+
+void up__mailbox_limits_init(struct up__proc *p, const struct up_spawn_opts *o)
+{
+	uint8_t bits = 0;
+	for (unsigned i = 0; o && i < p->nmb; i++) {
+		if (!o->mailbox_limit[i])
+			continue;
+		bits |= (uint8_t)(1u << i);
+		struct up__mb_limit *l = &p->limit[i];
+		__atomic_store_n(&l->max, o->mailbox_limit[i], __ATOMIC_RELAXED);
+		__atomic_store_n(&l->drop_oldest, o->mailbox_policy[i] == UP_MAILBOX_DROP_OLDEST,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&l->count, LIM_GEN(p->pid), __ATOMIC_RELAXED);
+	}
+	/* Published with the tag (release) after this. */
+	__atomic_store_n(&p->limited, bits, __ATOMIC_RELAXED);
+}
+
+/* Count one more message into limited mailbox mb of pid (any thread).
+ * Returns 0, how far over the limit the mailbox now is (> 0, DROP_OLDEST),
+ * -EAGAIN (full, REJECT) or -ESRCH (pid is stale). */
+static __attribute__((noinline)) long limit_add(struct up__proc *p, up_pid pid, unsigned mb)
+{
+	struct up__mb_limit *l = &p->limit[mb];
+	const uint64_t gen = LIM_GEN(pid);
+	uint64_t cur = __atomic_load_n(&l->count, __ATOMIC_RELAXED);
+	for (;;) {
+		if (up_unlikely((cur & LIM_GEN_MASK) != gen))
+			return -ESRCH;
+		/* Read after the generation: if the CAS below succeeds, these
+		 * were the settings of pid's process (or of a slot's later
+		 * process, whose count then refuses the CAS). */
+		uint32_t max = __atomic_load_n(&l->max, __ATOMIC_RELAXED);
+		uint32_t n = (uint32_t)cur;
+		if (n >= max && (!__atomic_load_n(&l->drop_oldest, __ATOMIC_RELAXED) ||
+				 n >= LIM_HARD_MAX))
+			return -EAGAIN;
+		if (__atomic_compare_exchange_n(&l->count, &cur, cur + 1, 1, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			return n >= max ? (long)(n + 1 - max) : 0;
+	}
+}
+
+/* A sender gives back the count of a message it could not deliver. */
+static void limit_undo(struct up__proc *p, up_pid pid, unsigned mb)
+{
+	struct up__mb_limit *l = &p->limit[mb];
+	uint64_t cur = __atomic_load_n(&l->count, __ATOMIC_RELAXED);
+	while ((cur & LIM_GEN_MASK) == LIM_GEN(pid) &&
+	       !__atomic_compare_exchange_n(&l->count, &cur, cur - 1, 1, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		;
+}
+
+/* Owner thread: a message of limited mailbox mb was taken or dropped, or a
+ * system message joined it (+1). */
+static inline void limit_owner_add(struct up__proc *p, unsigned mb, int64_t d)
+{
+	__atomic_add_fetch(&p->limit[mb].count, (uint64_t)d, __ATOMIC_RELAXED);
+}
+
+/* Owner thread: drop the oldest messages of DROP_OLDEST mailbox mb while it
+ * is over its limit.  Marks and selective-receive positions pointing at a
+ * dropped node move to "nothing older" (the node was the queue's head). */
+static __attribute__((noinline)) void trim(struct up__sched *s, struct up__proc *p, unsigned mb)
+{
+	struct up__mb_limit *l = &p->limit[mb];
+	while (p->queue[mb].head &&
+	       (uint32_t)__atomic_load_n(&l->count, __ATOMIC_RELAXED) > l->max) {
+		struct up__msg *m = p->queue[mb].head;
+		p->queue[mb].head = m->next;
+		if (!m->next)
+			p->queue[mb].tail = NULL;
+		p->queue[mb].len--;
+		if (p->mark[mb] == m)
+			p->mark[mb] = NULL;
+		if (p->seen[mb] == m)
+			p->seen[mb] = NULL;
+		limit_owner_add(p, mb, -1);
+		up__msg_release(s, m);
+	}
+}
+
+static inline int drops_oldest(const struct up__proc *p, unsigned mb)
+{
+	return (p->limited & (1u << mb)) && p->limit[mb].drop_oldest;
+}
+
 /* Queue message m, or act on it if it is a signal (mailbox 0 only). */
 static inline void arrive(struct up__sched *s, struct up__proc *p, unsigned mb, struct up__msg *m)
 {
-	if (up_unlikely(up__msg_is_signal(m)) && !up__signal_handle(s, p, m))
-		return;
+	if (up_unlikely(up__msg_is_signal(m))) {
+		if (!up__signal_handle(s, p, m))
+			return;
+		/* It became a message: it counts from now on. */
+		if (p->limited & (1u << mb))
+			limit_owner_add(p, mb, 1);
+	}
 	append(p, mb, m);
 }
 
@@ -90,6 +207,8 @@ static __attribute__((noinline)) void drain_slow(struct up__proc *p, unsigned mb
 		fifo = m->next;
 		arrive(s, p, mb, m);
 	}
+	if (up_unlikely(drops_oldest(p, mb)))
+		trim(s, p, mb);
 }
 
 /* The inbox holds messages (not NULL, not a WAITING mark)?  One load. */
@@ -108,6 +227,14 @@ static inline void drain(struct up__proc *p, unsigned mb)
 void up__mailbox_drain(struct up__proc *p, unsigned mb)
 {
 	drain(p, mb);
+	/* A WAKE may come from a sender that took a DROP_OLDEST mailbox over
+	 * its limit: trim those even if the process is busy. */
+	if (up_unlikely(p->limited))
+		for (unsigned i = 0; i < p->nmb; i++)
+			if (drops_oldest(p, i)) {
+				drain(p, i);
+				trim(up__self_sched, p, i);
+			}
 }
 
 /* Drain inside a receive: an exit signal found there ends the caller. */
@@ -126,21 +253,35 @@ static __attribute__((noinline)) int deliver_remote(struct up__sched *self, stru
 	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_RELAXED);
 	struct up__msg_cache *c = self ? &self->msgs : NULL;
 
-	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
 	struct up__msg *wake = NULL;
 	/* Read before the push: once pushed, m is the receiver's (it may be
 	 * taken and freed on its thread at once). */
 	const int signal = up__msg_is_signal(m);
+	int counted = 0, ask_trim = 0;
+	if (up_unlikely(limited(p, mb)) && !signal) {
+		long over = limit_add(p, pid, mb);
+		if (over < 0) {
+			up__msg_release(self, m);
+			return (int)over;
+		}
+		counted = 1;
+		ask_trim = over > 0 && (over & (over - 1)) == 0;
+	}
+	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
 	for (;;) {
 		if (up_unlikely(cur.tag != (uint64_t)pid)) {
 			if (wake)
 				up__msg_free(c, wake);
+			if (counted)
+				limit_undo(p, pid, mb);
 			up__msg_release(self, m);
 			return -ESRCH;
 		}
 		if ((cur.ptr == UP__INBOX_WAITING || signal) && !wake) {
 			wake = UP_FAULT_PTR(UP__F_REMOTE_REQ, up__msg_alloc(c, t->node));
 			if (!wake) {
+				if (counted)
+					limit_undo(p, pid, mb);
 				up__msg_release(self, m);
 				return -ENOMEM;
 			}
@@ -156,9 +297,34 @@ static __attribute__((noinline)) int deliver_remote(struct up__sched *self, stru
 		wake->kind = UP__MSG_WAKE;
 		wake->word = (uint64_t)pid;
 		up__sched_post(t, wake);
-	} else if (wake) {
-		up__msg_free(c, wake);
+	} else {
+		if (wake)
+			up__msg_free(c, wake);
+		/* Over a DROP_OLDEST limit: have a busy receiver's scheduler
+		 * trim it (best effort: its next receive trims anyway). */
+		if (up_unlikely(ask_trim) && (wake = up__msg_alloc(c, t->node))) {
+			wake->kind = UP__MSG_WAKE;
+			wake->word = (uint64_t)pid;
+			up__sched_post(t, wake);
+		}
 	}
+	return 0;
+}
+
+/* Same-scheduler send into limited mailbox mb: count m in, dropping the
+ * oldest messages (DROP_OLDEST), or refuse it (m is then freed). */
+static __attribute__((noinline)) int limit_local(struct up__sched *self, struct up__proc *p,
+						 up_pid pid, unsigned mb, struct up__msg *m)
+{
+	if (up__msg_is_signal(m))
+		return 0; /* counted in arrive() if it becomes a message */
+	long over = limit_add(p, pid, mb);
+	if (over < 0) {
+		up__msg_release(self, m);
+		return (int)over;
+	}
+	if (over > 0)
+		trim(self, p, mb);
 	return 0;
 }
 
@@ -174,6 +340,11 @@ static inline __attribute__((always_inline)) int deliver(struct up__sched *self,
 	if (t == self) {
 		/* p's private part is this thread's; p cannot exit under us. */
 		drain(p, mb);
+		if (up_unlikely(p->limited & (1u << mb))) {
+			int r = limit_local(self, p, pid, mb, m);
+			if (r)
+				return r;
+		}
 		arrive(self, p, mb, m);
 		if (p->state == UP__P_WAITING)
 			up__sched_make_runnable(self, p);
@@ -354,6 +525,8 @@ static inline void take(struct up__sched *s, struct up__proc *p, unsigned mb, st
 	if (p->queue[mb].tail == m)
 		p->queue[mb].tail = prev;
 	p->queue[mb].len--;
+	if (up_unlikely(p->limited & (1u << mb)))
+		limit_owner_add(p, mb, -1);
 	if (p->mark[mb] == m)
 		p->mark[mb] = prev; /* the mark moves to the older neighbour */
 	out->mailbox = mb;
@@ -435,7 +608,9 @@ static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *o
 	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY) || (flags & ~UP_RECV_AFTER_MARK))
 		return -EINVAL;
 	struct up__sched *s = up__self_sched;
-	struct up__msg *seen[UP_MAX_MAILBOXES];  /* last node looked at; NULL: none */
+	/* Last node looked at per mailbox (NULL: none), in the control block
+	 * so that a trim (DROP_OLDEST) can move it off a dropped node. */
+	struct up__msg **seen = p->seen;
 	int64_t deadline = 0;
 	int r;
 

@@ -57,6 +57,14 @@ static int check_opts(const struct up_spawn_opts *o)
 	if ((o->flags & ~KNOWN_FLAGS) || o->mailboxes > UP_MAX_MAILBOXES ||
 	    o->stack_size > up__regions.layout.stack_size)
 		return -EINVAL;
+	unsigned nmb = o->mailboxes ? o->mailboxes : 1;
+	for (unsigned i = 0; i < UP_MAX_MAILBOXES; i++) {
+		if (o->mailbox_limit[i] > UP_MAILBOX_LIMIT_MAX ||
+		    o->mailbox_policy[i] > UP_MAILBOX_DROP_OLDEST)
+			return -EINVAL;
+		if (i >= nmb && (o->mailbox_limit[i] || o->mailbox_policy[i]))
+			return -EINVAL;
+	}
 	return 0;
 }
 
@@ -127,6 +135,7 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 		p->queue[i].len = 0;
 	}
 	order_mailboxes(p, o);
+	up__mailbox_limits_init(p, o);
 	char *base = up__slot_base((uint32_t)slot);
 	p->heap_cur = base;
 	p->heap_end = base + up__regions.layout.heap_size;
@@ -297,19 +306,47 @@ static void *heap_grow(struct up__proc *p, size_t size)
 	return r;
 }
 
+/*
+ * p's heap would pass its heap_limit: p ends with reason heap_limit (unless
+ * an earlier signal already decided its end).  The allocation fails, so the
+ * library code that asked unwinds normally; p dies at its next switch (its
+ * budget is spent, so even a send makes it yield).  up_alloc ends the
+ * caller at once instead.
+ */
+static void *over_limit(struct up__proc *p)
+{
+	struct up__sched *s = up__self_sched;
+	up__proc_kill(s, p, UP_HEAP_LIMIT);
+	if (s->current == p)
+		s->budget = 0;
+	return NULL;
+}
+
 void *up_alloc(size_t size)
 {
 	struct up__proc *p = current();
-	return p ? up__heap_alloc(p, size) : NULL;
+	if (!p)
+		return NULL;
+	void *r = up__heap_alloc(p, size);
+	if (up_unlikely(!r && p->killed))
+		up__sched_leave_dead(p); /* heap_limit (or an earlier signal) */
+	return r;
 }
 
 void *up__heap_alloc(struct up__proc *p, size_t size)
 {
 	if (size == 0 || size > ((size_t)1 << 46))
 		return NULL;
-	size = (size + 15) & ~(size_t)15;
-	if (p->heap_limit && p->heap_used + size > p->heap_limit)
+	if (up_unlikely(p->heap_limit && p->heap_used + ((size + 15) & ~(size_t)15) > p->heap_limit))
+		return over_limit(p);
+	return up__heap_alloc_nolimit(p, size);
+}
+
+void *up__heap_alloc_nolimit(struct up__proc *p, size_t size)
+{
+	if (size == 0 || size > ((size_t)1 << 46))
 		return NULL;
+	size = (size + 15) & ~(size_t)15;
 	p->heap_used += size;
 	if (up_likely((size_t)(p->heap_end - p->heap_cur) >= size)) {
 		char *r = p->heap_cur;
@@ -393,7 +430,7 @@ int up_heap_reset(long mark)
 void *up__side_alloc(struct up__proc *p, size_t size)
 {
 	if (p->heap_limit && p->heap_used + size > p->heap_limit)
-		return NULL;
+		return over_limit(p);
 	void *b = UP_FAULT_PTR(UP__F_SIDE_ALLOC, up__local_alloc(size));
 	if (b)
 		p->heap_used += size;

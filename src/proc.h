@@ -63,7 +63,16 @@ struct up__proc {
 	struct up__sched *sched;             /* atomic load by senders */
 	uint8_t nmb;                         /* mailboxes (constant while alive) */
 	uint8_t named;                       /* atomic: in the registry (signals.c) */
+	uint8_t limited;                     /* mailboxes with a length limit (bits) */
 	struct up__pair inbox[UP_MAX_MAILBOXES];
+	/* ---- shared, only for mailboxes with a length limit (mailbox.c) ---- */
+	struct up__mb_limit {
+		/* atomic: generation of the owner's pid << 32 | messages in
+		 * the mailbox (pushed, queued, not yet taken) */
+		uint64_t count;
+		uint32_t max;
+		uint8_t drop_oldest;
+	} limit[UP_MAX_MAILBOXES];
 
 	/* ---- private: the owning scheduler only; first line hot ---- */
 	void *sp __attribute__((aligned(UP_CACHELINE)));
@@ -93,6 +102,7 @@ struct up__proc {
 	struct up__dict *dict;              /* process dictionary (its heap) */
 	struct up__table *tables;           /* owned shared tables (table.c); atomic flag */
 	struct up__msg *mark[UP_MAX_MAILBOXES]; /* receive mark: last node then */
+	struct up__msg *seen[UP_MAX_MAILBOXES]; /* selective receive: last node looked at */
 	struct up__io io;
 	struct up__sig sig;
 	uint64_t reds;                      /* reductions of its finished runs */
@@ -132,13 +142,19 @@ void up__table_exit(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
 /* End of a run (nothing runs): free every table and retired block. */
 void up__table_fini(void) UP_INTERNAL;
 
-/* size bytes from p's heap (owner thread; p need not be the caller). */
+/* size bytes from p's heap (owner thread; p need not be the caller).  Past
+ * p's heap_limit: NULL, and p is ended with reason heap_limit. */
 void *up__heap_alloc(struct up__proc *p, size_t size) UP_INTERNAL;
+/* The same without the limit (a dying process keeping its exit reason). */
+void *up__heap_alloc_nolimit(struct up__proc *p, size_t size) UP_INTERNAL;
 /* Free a dead process's heap and return its slot. */
 void up__proc_release(struct up__sched *s, struct up__proc *p) UP_INTERNAL;
 
-/* Owner thread: move mailbox mb's inbox to its queue (acting on signals). */
+/* Owner thread: move mailbox mb's inbox to its queue (acting on signals);
+ * mailboxes with UP_MAILBOX_DROP_OLDEST are drained and trimmed too. */
 void up__mailbox_drain(struct up__proc *p, unsigned mb) UP_INTERNAL;
+/* Spawn: set p's mailbox limits from o (before its tag is published). */
+void up__mailbox_limits_init(struct up__proc *p, const struct up_spawn_opts *o) UP_INTERNAL;
 
 /* Owner thread: an exit signal with an abnormal reason reached p. */
 void up__proc_kill(struct up__sched *s, struct up__proc *p, up_term reason) UP_INTERNAL;

@@ -70,7 +70,8 @@ static up_term keep(struct up__proc *p, up_term t)
 	int64_t words = up__term_words(t, (uint64_t)1 << 40);
 	if (words <= 0)
 		return words < 0 ? UP_KILLED : t;
-	uint64_t *buf = up__heap_alloc(p, (size_t)words * 8);
+	/* Past heap_limit too: the reason is what its links must hear. */
+	uint64_t *buf = up__heap_alloc_nolimit(p, (size_t)words * 8);
 	return buf ? up__term_copy(t, buf) : UP_KILLED;
 }
 
