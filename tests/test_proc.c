@@ -905,6 +905,43 @@ static void test_heap_limit(void **state)
 	assert_false(l.big_over_returned);
 }
 
+/* A mark/reset loop runs in constant heap however many marks it makes
+ * (marks once turned negative after 32768 and their resets failed). */
+static void mark_loop(void *arg)
+{
+	int *bad = arg;
+	long mark = up_heap_mark();
+	for (int i = 0; i < 100000; i++) {
+		if (up_binary("0123456789", 10) == 0 || up_heap_reset(mark) != 0 ||
+		    (mark = up_heap_mark()) < 0) {
+			(*bad)++;
+			return;
+		}
+	}
+}
+
+static void mark_main(void *arg)
+{
+	struct up_spawn_opts o = spawn_opts();
+	o.heap_limit = 16 << 10; /* a growing heap would end it */
+	o.flags = UP_SPAWN_MONITOR;
+	up_spawn_opt(mark_loop, arg, &o);
+	struct up_msg m;
+	if (proc_recv_or_die(&m) == 0) {
+		up_term r;
+		PCHECK(up_tuple_elem(m.term, 4, &r) == 0 && r == UP_NORMAL);
+		up_msg_free(&m);
+	}
+}
+
+static void test_heap_mark_reset_many(void **state)
+{
+	(void)state;
+	int bad = 0;
+	RUN_OK(mark_main, &bad, 1);
+	assert_int_equal(bad, 0);
+}
+
 /* -------------------------------------------------------------- yield */
 
 #define YIELD_ROUNDS 5
@@ -1179,6 +1216,7 @@ int main(void)
 		UPT_TEST(test_exit_signal),
 		UPT_TEST(test_alloc),
 		UPT_TEST(test_heap_limit),
+		UPT_TEST(test_heap_mark_reset_many),
 		UPT_TEST(test_yield_round_robin),
 		UPT_TEST(test_busy_cannot_starve),
 		UPT_TEST(test_consume),
