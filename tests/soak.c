@@ -31,7 +31,9 @@
  * fail the run).  A bounded
  * metric oscillates around a flat line; a leak keeps a positive slope, and
  * the longer the run, the smaller the leak it catches (600 s: ~0.05 MiB/s).
- * Also: every load must make progress in each quarter of the run, no check
+ * SOAK_LEAK_MB=n leaks n MiB a second (the soak-detects-leak test: the
+ * criterion must fail it).  Also: every load must make progress in each
+ * quarter of the run, no check
  * may fail, and descriptors after up_run must equal those before.
  */
 #include <dirent.h>
@@ -475,12 +477,21 @@ static long live_processes(void)
 static void *sampler(void *arg)
 {
 	(void)arg;
+	const char *leak_env = getenv("SOAK_LEAK_MB");
+	long leak_mb = leak_env ? strtol(leak_env, NULL, 10) : 0;
 	int64_t t0 = now_ns();
 	for (int i = 1;; i++) {
 		int64_t next = t0 + (int64_t)i * SEC;
 		while (now_ns() < next) {
 			struct timespec ts = { 0, 20 * MS };
 			nanosleep(&ts, NULL);
+		}
+		/* SOAK_LEAK_MB=n (self-check of the criterion): leak n MiB a
+		 * second, touched, so the run must fail. */
+		if (leak_mb > 0) {
+			char *x = malloc((size_t)leak_mb << 20);
+			if (x)
+				memset(x, 1, (size_t)leak_mb << 20);
 		}
 		struct sample *s = &samples[nsamples];
 		s->t = (double)(now_ns() - t0) / 1e9;
