@@ -474,6 +474,9 @@ static long live_processes(void)
 	return n;
 }
 
+static void *leaked[1024];
+static int nleaked;
+
 static void *sampler(void *arg)
 {
 	(void)arg;
@@ -488,10 +491,12 @@ static void *sampler(void *arg)
 		}
 		/* SOAK_LEAK_MB=n (self-check of the criterion): leak n MiB a
 		 * second, touched, so the run must fail. */
-		if (leak_mb > 0) {
-			char *x = malloc((size_t)leak_mb << 20);
-			if (x)
-				memset(x, 1, (size_t)leak_mb << 20);
+		if (leak_mb > 0 && nleaked < 1024) {
+			/* kept reachable: the run must fail by the criterion,
+			 * not by LeakSanitizer */
+			leaked[nleaked] = malloc((size_t)leak_mb << 20);
+			if (leaked[nleaked])
+				memset(leaked[nleaked++], 1, (size_t)leak_mb << 20);
 		}
 		struct sample *s = &samples[nsamples];
 		s->t = (double)(now_ns() - t0) / 1e9;
