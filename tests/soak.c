@@ -133,8 +133,16 @@ static void churner(void *arg)
 	void *self = (void *)(intptr_t)up_self();
 	unsigned n = 0;
 	int alive = 0;
+	long mark = -1;
 	while (!atomic_load(&stop) || alive > 0) {
 		int batch = alive == 0 ? CHURN_BATCH : 0;
+		if (batch) {
+			/* Monitor references live in this heap: one per hog,
+			 * ~0.7 MiB/s at full speed if never reset. */
+			if (mark >= 0)
+				up_heap_reset(mark);
+			mark = up_heap_mark();
+		}
 		for (int k = 0; k < batch && !atomic_load(&stop); k++) {
 			up_pid p;
 			if (++n % 64 == 0) {
@@ -250,7 +258,7 @@ static void flooder(void *arg)
 	o.mailbox_limit[0] = 32;
 	o.mailbox_policy[0] = UP_MAILBOX_DROP_OLDEST;
 	up_pid r = up_spawn_opt(slow_receiver, NULL, &o);
-	static const char pad[512];
+	static const char pad[128];
 	long mark = up_heap_mark();
 	for (int64_t k = 0; !atomic_load(&stop); k++) {
 		up_heap_reset(mark);
@@ -261,8 +269,11 @@ static void flooder(void *arg)
 			return;
 		}
 		atomic_fetch_add(&progress[L_FLOOD], 1);
-		if ((k & 255) == 0)
-			up_sleep(MS / 10); /* ~1-2 M msg/s would starve the others */
+		/* Paced (~100 k msg/s): unpaced, its backlog between two trims
+		 * depends on when the OS runs the receiver's scheduler thread,
+		 * and RSS swings by tens of MiB with it. */
+		if ((k & 31) == 0)
+			up_sleep(MS / 10);
 	}
 }
 
@@ -505,6 +516,9 @@ static void *sampler(void *arg)
 		s->procs = (double)live_processes();
 		for (int l = 0; l < NLOADS; l++)
 			s->progress[l] = atomic_load(&progress[l]);
+		if (getenv("SOAK_VERBOSE"))
+			fprintf(stderr, "  t=%5.1f rss=%7.1f MiB fds=%3.0f procs=%6.0f\n", s->t,
+				s->rss / 1048576, s->fds, s->procs);
 		nsamples++;
 		if ((int64_t)i * SEC >= duration_ns || nsamples == MAX_SAMPLES)
 			break;
