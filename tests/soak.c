@@ -64,6 +64,9 @@ const char *__asan_default_options(void) { return "quarantine_size_mb=16"; }
 
 #define MS 1000000LL
 #define SEC 1000000000LL
+/* Waits that "cannot" time out: generous, the machine may be shared and
+ * loaded (the soak is about growth, not latency). */
+#define WAIT (15 * SEC)
 #define N_PAIRS 16
 #define N_WORKERS 8
 #define N_CLIENTS 8
@@ -160,8 +163,8 @@ static void churner(void *arg)
 			atomic_fetch_add(&progress[L_SPAWN], 1);
 		}
 		struct up_msg m;
-		if (up_recv(&m, 5 * SEC) != 0) {
-			FAIL("churn: %d children silent for 5 s", alive);
+		if (up_recv(&m, WAIT) != 0) {
+			FAIL("churn: %d children silent for %lld s", alive, WAIT / SEC);
 			return;
 		}
 		alive--;
@@ -182,9 +185,9 @@ static void echo(void *arg)
 	(void)arg;
 	struct up_msg m;
 	for (;;) {
-		if (up_recv(&m, 2 * SEC) != 0) {
+		if (up_recv(&m, WAIT) != 0) {
 			if (!atomic_load(&stop))
-				FAIL("echo: nothing for 2 s");
+				FAIL("echo: nothing for %lld s", WAIT / SEC);
 			return;
 		}
 		if (m.kind == UP_MSG_WORD) {
@@ -223,7 +226,7 @@ static void pinger(void *arg)
 			rc = up_send_word(e, (uint64_t)k);
 		struct up_msg m;
 		if (rc == 0)
-			rc = up_recv(&m, 2 * SEC);
+			rc = up_recv(&m, WAIT);
 		if (rc != 0) {
 			FAIL("pinger: %d", rc);
 			return;
@@ -308,7 +311,7 @@ static void killer(void *arg)
 		up_heap_reset(mark);
 		mark = up_heap_mark();
 		int i = (int)(rand_r(&seed) % N_WORKERS);
-		up_pid w = up_supervisor_child(sup, A(worker_ids[i]), 2 * SEC);
+		up_pid w = up_supervisor_child(sup, A(worker_ids[i]), WAIT);
 		if (w > 0) {
 			up_term why = rand_r(&seed) & 1 ? UP_KILL : up_tuplev(2, A("soak"), up_int(i));
 			if (up_exit(w, why) == 0) {
@@ -325,7 +328,7 @@ static void killer(void *arg)
 		up_sleep(2 * MS);
 	}
 	up_sleep(100 * MS); /* the last restarts */
-	long r = up_supervisor_restarts(sup, 2 * SEC);
+	long r = up_supervisor_restarts(sup, WAIT);
 	if (r != kills)
 		FAIL("supervisor: %ld restarts for %ld kills", r, kills);
 }
@@ -346,7 +349,7 @@ static void handler(void *arg)
 	char buf[1024];
 	size_t have = 0;
 	for (;;) {
-		ssize_t n = up_io_recv(fd, buf + have, sizeof buf - 1 - have, 0, 5 * SEC);
+		ssize_t n = up_io_recv(fd, buf + have, sizeof buf - 1 - have, 0, WAIT);
 		if (n == 0)
 			return; /* the client closed: the fd is closed at exit */
 		if (n < 0) {
@@ -358,7 +361,7 @@ static void handler(void *arg)
 		buf[have] = 0;
 		char *end;
 		while ((end = strstr(buf, "\r\n\r\n"))) {
-			ssize_t w = up_io_send(fd, response, sizeof response - 1, 0, 5 * SEC);
+			ssize_t w = up_io_send(fd, response, sizeof response - 1, 0, WAIT);
 			if (w < 0) {
 				FAIL("handler send: %zd", w);
 				return;
@@ -406,20 +409,20 @@ static void client(void *arg)
 			FAIL("client socket");
 			return;
 		}
-		int rc = up_io_connect(fd, (const struct sockaddr *)addr, sizeof *addr, 5 * SEC);
+		int rc = up_io_connect(fd, (const struct sockaddr *)addr, sizeof *addr, WAIT);
 		if (rc != 0) {
 			FAIL("connect: %d", rc);
 			up_io_close(fd);
 			return;
 		}
 		for (int k = 0; k < 20 && !atomic_load(&stop); k++) {
-			if (up_io_send(fd, request, sizeof request - 1, 0, 5 * SEC) < 0) {
+			if (up_io_send(fd, request, sizeof request - 1, 0, WAIT) < 0) {
 				FAIL("client send");
 				break;
 			}
 			size_t have = 0;
 			while (have < sizeof response - 1) {
-				ssize_t n = up_io_recv(fd, buf + have, sizeof buf - have, 0, 5 * SEC);
+				ssize_t n = up_io_recv(fd, buf + have, sizeof buf - have, 0, WAIT);
 				if (n <= 0) {
 					FAIL("client recv: %zd", n);
 					break;
