@@ -121,13 +121,11 @@ static void child_hog(void *arg)
 		(void)up_alloc(4096); /* ends with heap_limit */
 }
 
-/* Spawns batches of CHURN_BATCH as fast as they end.  A new batch starts
- * only when the last one is over: without a window a spawner outruns its
- * children (new processes start newest first, but the spawner, woken by
- * their messages, is back every 8 picks), and with a sliding window the
- * spawn stack never empties, so a process spawned by someone else (a
- * supervisor's restart) waits at its bottom for ever: see docs/design.md,
- * "Known limits". */
+/* Keeps CHURN_BATCH children alive, spawning as fast as they end (a
+ * sliding window: without one a spawner outruns its children).  The spawn
+ * stack then never empties: a process spawned by someone else (a
+ * supervisor's restart) runs only thanks to the spawn stack's aging; before
+ * it, this load starved the supervisor's restarts for seconds. */
 #define CHURN_BATCH 256
 
 static void churner(void *arg)
@@ -138,7 +136,7 @@ static void churner(void *arg)
 	int alive = 0;
 	long mark = -1;
 	while (!atomic_load(&stop) || alive > 0) {
-		int batch = alive == 0 ? CHURN_BATCH : 0;
+		int batch = CHURN_BATCH - alive;
 		if (batch) {
 			/* Monitor references live in this heap: one per hog,
 			 * ~0.7 MiB/s at full speed if never reset. */
