@@ -713,8 +713,9 @@ int up_erase(up_term key);
  * exited without a live heir); -EACCES when the access rights forbid the
  * operation to the caller; -EINVAL for a bad term (key, value, ...) or a
  * NULL out pointer; -EMSGSIZE for a key or value larger than the runtime's
- * max_message_size; -ENOMEM when the table's or the caller's memory (its
- * heap_limit) runs out.
+ * max_message_size; -ENOMEM when the table's or the caller's memory runs
+ * out (past its heap_limit the caller then ends with reason heap_limit at
+ * its next switch, see up_alloc).
  */
 typedef int64_t up_table;
 

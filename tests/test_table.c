@@ -304,7 +304,8 @@ static void test_errors(void **state)
 	RUN_OK(errors_main, NULL, 1);
 }
 
-/* -EMSGSIZE past max_message_size, -ENOMEM past a heap limit. */
+/* -EMSGSIZE past max_message_size, -ENOMEM past a heap limit (and the
+ * process then ends with reason heap_limit, see up_alloc). */
 static void limits_child(void *arg)
 {
 	up_table t = *(up_table *)arg;
@@ -334,7 +335,7 @@ static void limits_main(void *arg)
 	struct up_msg m;
 	struct down_arg d = { o.monitor_ref };
 	PCHECK_EQ(up_recv_match(match_down, &d, &m, WAIT_NS, 0), 0);
-	PCHECK_TERM(el(m.term, 4), UP_NORMAL);
+	PCHECK_TERM(el(m.term, 4), UP_HEAP_LIMIT);
 }
 
 static void test_limits(void **state)
