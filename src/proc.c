@@ -146,10 +146,13 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 	p->exit_reason = 0;
 	char *stack_lo = base + up__regions.layout.heap_size + UP__PAGE;
 	p->vg_stack = up__fiber_stack_register(stack_lo, (char *)p);
+	p->tsan_fiber = up__fiber_tsan_create();
 	p->sp = up__fiber_init((char *)p, up__proc_main, p);
 	if (sigflags && (r = up__signal_spawn(self->current, p, sigflags, &o->monitor_ref)) != 0) {
 		/* Not published yet: give everything back. */
 		up__fiber_stack_deregister(p->vg_stack);
+		up__fiber_tsan_destroy(p->tsan_fiber);
+		p->tsan_fiber = NULL;
 		while (p->heap_maps) {
 			struct up__heap_map *m = p->heap_maps;
 			p->heap_maps = m->next;
@@ -487,6 +490,8 @@ void up__proc_release(struct up__sched *s, struct up__proc *p)
 		munmap(m, m->size);
 	}
 	up__fiber_stack_deregister(p->vg_stack);
+	up__fiber_tsan_destroy(p->tsan_fiber); /* it left for good: not current */
+	p->tsan_fiber = NULL;
 	char *stack_lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
 	up__fiber_stack_reset(stack_lo, (size_t)((char *)p - stack_lo));
 	/* A warm slot keeps the pages its process touched; one that overflowed

@@ -269,8 +269,11 @@ static inline void account(struct up__sched *s, struct up__proc *p)
 	p->reds += (uint64_t)(UP__BUDGET - s->budget);
 }
 
-/* ASan: tell which stack we are about to run on. */
-static inline void leave_for(struct up__sched *s, void **fake_save, struct up__proc *to)
+/* The tools: which stack we are about to run on (ASan) and which fiber
+ * (TSan): process `to`, or the scheduler context when NULL.  Always inlined:
+ * under TSan a function of its own would return (pop its shadow frame) on
+ * the fiber it just switched to. */
+static inline __attribute__((always_inline)) void leave_for(struct up__sched *s, void **fake_save, struct up__proc *to)
 {
 #if UP_ASAN
 	if (to) {
@@ -280,8 +283,9 @@ static inline void leave_for(struct up__sched *s, void **fake_save, struct up__p
 		up__fiber_leave(fake_save, s->stack_lo, s->stack_size);
 	}
 #else
-	(void)s; (void)fake_save; (void)to;
+	(void)fake_save;
 #endif
+	up__fiber_tsan_switch(to ? to->tsan_fiber : s->tsan_fiber);
 }
 
 /* The next process to switch to directly, or NULL for the scheduler. */
@@ -627,6 +631,7 @@ static int thread_init(struct up__sched *s)
 	int r;
 
 	up__self_sched = s;
+	s->tsan_fiber = up__fiber_tsan_self();
 	if (pthread_getattr_np(pthread_self(), &a) == 0) {
 		pthread_attr_getstack(&a, &lo, &s->stack_size);
 		s->stack_lo = lo;
