@@ -76,13 +76,10 @@ static void order_mailboxes(struct up__proc *p, const struct up_spawn_opts *o)
 		}
 }
 
-up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
+static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn_opts *o)
 {
-	struct up__sched *self = up__self_sched;
 	int r;
 
-	if (!up__rt_ready())
-		return -ESRCH;
 	if (!fn)
 		return -EINVAL;
 	if ((r = check_opts(o)) != 0)
@@ -193,6 +190,16 @@ fail:
 	return r;
 }
 
+up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
+{
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
+		return -ESRCH;
+	up_pid r = spawn(self, fn, arg, o);
+	up__rt_leave(self);
+	return r;
+}
+
 up_pid up_spawn(up_fn fn, void *arg)
 {
 	return up_spawn_opt(fn, arg, NULL);
@@ -261,12 +268,13 @@ void up__proc_kill(struct up__sched *s, struct up__proc *p, up_term reason)
 
 int up_alive(up_pid pid)
 {
-	if (!up__rt_ready())
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
 		return -ESRCH;
 	struct up__proc *p = up__pid_proc(pid);
-	if (!p)
-		return -EINVAL;
-	return __atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid;
+	int r = p ? __atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid : -EINVAL;
+	up__rt_leave(self);
+	return r;
 }
 
 int up__region_node(up_pid pid)
