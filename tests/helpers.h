@@ -52,8 +52,23 @@
 #define UPT_ASAN 0
 #endif
 
-/* A workload size: `full` in a normal build, `asan` under AddressSanitizer. */
-#define UPT_SCALE(full, asan) (UPT_ASAN ? (asan) : (full))
+#if defined(__SANITIZE_THREAD__)
+#define UPT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UPT_TSAN 1
+#endif
+#endif
+#ifndef UPT_TSAN
+#define UPT_TSAN 0
+#endif
+
+/* AddressSanitizer or ThreadSanitizer: slower by 2-15x, and a huge shadow
+ * reservation (neither runs under RLIMIT_AS). */
+#define UPT_SANITIZED (UPT_ASAN || UPT_TSAN)
+
+/* A workload size: `full` in a normal build, `asan` under a sanitizer. */
+#define UPT_SCALE(full, asan) (UPT_SANITIZED ? (asan) : (full))
 
 /* How long a process waits for something that should come "at once" before
  * it declares a failure (keeps a broken library from hanging the suite). */

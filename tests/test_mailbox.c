@@ -751,8 +751,8 @@ static int send_enomem_body(void *arg)
 static void test_send_enomem(void **state)
 {
 	(void)state;
-	if (UPT_ASAN)
-		skip(); /* AddressSanitizer cannot run under RLIMIT_AS */
+	if (UPT_SANITIZED)
+		skip(); /* AddressSanitizer and TSan cannot run under RLIMIT_AS */
 	struct snomem *s = shared_alloc(sizeof *s);
 	assert_non_null(s);
 	int rc = fork_run(send_enomem_body, s, 60);
