@@ -29,9 +29,17 @@
 #include "node_mem.h"
 #include <sys/mman.h>
 #include "runtime.h"
+#if UP_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
 
 #define RING_ENTRIES 256
 #define POLL_EVERY 64   /* run-loop turns between looks at timers/remote */
+/* Valgrind (3.19) does not count io_uring_enter among the syscalls that may
+ * block: a thread waiting in it keeps Valgrind's lock, every other thread of
+ * the program stops, and the wake-up never comes.  Under Valgrind a sleep is
+ * cut into waits of at most this long. */
+#define VALGRIND_WAIT_NS 1000000
 
 __thread struct up__sched *up__self_sched;
 
@@ -559,6 +567,11 @@ static void idle(struct up__sched *s)
 	/* Quiet after food that did not last: wake when it may be hungry again. */
 	if (s->npeers && !__atomic_load_n(&s->hungry, __ATOMIC_RELAXED) && s->quiet_until < next)
 		next = s->quiet_until;
+	if (up_unlikely(s->on_valgrind)) {
+		int64_t cap = up__now_ns() + VALGRIND_WAIT_NS;
+		if (next > cap)
+			next = cap;
+	}
 	if (next == INT64_MAX) {
 		(void)UP_FAULT_ERR(UP__F_SUBMIT, io_uring_submit_and_wait(&s->ring, 1));
 	} else {
@@ -632,6 +645,9 @@ static int thread_init(struct up__sched *s)
 
 	up__self_sched = s;
 	s->tsan_fiber = up__fiber_tsan_self();
+#if UP_HAVE_VALGRIND_H
+	s->on_valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
 	if (pthread_getattr_np(pthread_self(), &a) == 0) {
 		pthread_attr_getstack(&a, &lo, &s->stack_size);
 		s->stack_lo = lo;
