@@ -102,7 +102,7 @@ static void asserter(void *arg)
 {
 	(void)arg;
 	up_yield();
-	assert_line = __LINE__, up_assert(one == 2);
+	atomic_store(&assert_line, __LINE__); up_assert(one == 2); /* one line */
 	PFAIL("up_assert returned");
 }
 
