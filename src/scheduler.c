@@ -490,9 +490,12 @@ static void give_work(struct up__sched *s)
 			if (s->new_top && s->new_top->run_next &&
 			    give_list(s, t, &s->new_top, NULL, GIVEN))
 				return;
-			if (s->rq_head && s->rq_head->run_next &&
-			    give_list(s, t, &s->rq_head, &s->rq_tail, GIVEN_RUN))
-				return;
+			/* Not the run queue (GIVEN_RUN) for now: a process that
+			 * ran has frames that keep this scheduler (a cached
+			 * up__self_sched, or its TLS address, which compilers
+			 * keep across the switch), and would resume on the peer
+			 * using our caches, timers and queues (TSan: after_switch
+			 * touching the giver's s->prev from the peer's thread). */
 			/* Nothing movable: let another busy peer try. */
 			__atomic_store_n(&t->hungry, 1, __ATOMIC_RELAXED);
 			return;
@@ -606,7 +609,7 @@ static void loop(struct up__sched *s)
 		give_work(s);
 		struct up__proc *p = next_runnable(s);
 		if (p) {
-			if (up_unlikely(s->hungry))
+			if (up_unlikely(__atomic_load_n(&s->hungry, __ATOMIC_RELAXED)))
 				__atomic_store_n(&s->hungry, 0, __ATOMIC_RELAXED);
 			run(s, p);
 		} else {
