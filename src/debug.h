@@ -53,6 +53,19 @@
 #define UP_TSAN 0
 #endif
 
+/* ThreadSanitizer: a happens-before edge it cannot see by itself (an
+ * inline-asm atomic).  Release before the operation, acquire after it, on
+ * the same address.  Nothing outside TSan builds. */
+#if UP_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define up__tsan_acquire(addr) __tsan_acquire((void *)(addr))
+#define up__tsan_release(addr) __tsan_release((void *)(addr))
+#else
+#define up__tsan_acquire(addr) ((void)0)
+#define up__tsan_release(addr) ((void)0)
+#endif
+
 static inline void up__cpu_relax(void) { __builtin_ia32_pause(); }
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "debug.h"
 
 struct up__pair {
 	void *ptr;
@@ -25,11 +26,16 @@ static inline bool up__dwcas(struct up__pair *p, struct up__pair *expected,
 			     void *nptr, uint64_t ntag)
 {
 	bool ok;
+	/* TSan does not see into the asm: tell it this is a release and an
+	 * acquire on p (it is both, success or not).  A failed CAS thus also
+	 * counts as a release, which can only hide a race, never invent one. */
+	up__tsan_release(p);
 	__asm__ __volatile__("lock cmpxchg16b %1"
 			     : "=@ccz"(ok), "+m"(*p), "+a"(expected->ptr),
 			       "+d"(expected->tag)
 			     : "b"(nptr), "c"(ntag)
 			     : "memory");
+	up__tsan_acquire(p);
 	return ok;
 }
 

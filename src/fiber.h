@@ -5,6 +5,11 @@
  *
  * A fiber is only a saved stack pointer; its stack belongs to whoever made
  * it (here, a process region).  Switching is owner-thread only.
+ *
+ * ThreadSanitizer: every process fiber is a TSan fiber (created at spawn,
+ * destroyed at release) and the scheduler context is its thread's own
+ * fiber; each switch names the fiber about to run.  Switches synchronise
+ * (flags 0): fibers of one thread run one at a time, in a real order.
  */
 #ifndef UP_FIBER_H
 #define UP_FIBER_H
@@ -15,6 +20,12 @@
 #if UP_ASAN
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+#endif
+#if UP_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
 void up__fiber_switch(void **save_sp, void *next_sp) UP_INTERNAL;
@@ -58,6 +69,48 @@ static inline void up__fiber_arrived(void *fake_save, const void **from_lo, size
 	__sanitizer_finish_switch_fiber(fake_save, from_lo, from_size);
 #else
 	(void)fake_save; (void)from_lo; (void)from_size;
+#endif
+}
+
+/* TSan fibers (NULL and no-ops outside ThreadSanitizer builds).  The
+ * current thread's own fiber; a new fiber; a fiber that will never run again
+ * (not the current one); and the switch, called just before
+ * up__fiber_switch to the fiber it names, with no function return between
+ * the two (hence always_inline, here and in the caller). */
+static inline void *up__fiber_tsan_self(void)
+{
+#if UP_TSAN
+	return __tsan_get_current_fiber();
+#else
+	return NULL;
+#endif
+}
+
+static inline void *up__fiber_tsan_create(void)
+{
+#if UP_TSAN
+	return __tsan_create_fiber(0);
+#else
+	return NULL;
+#endif
+}
+
+static inline void up__fiber_tsan_destroy(void *fiber)
+{
+#if UP_TSAN
+	if (fiber)
+		__tsan_destroy_fiber(fiber);
+#else
+	(void)fiber;
+#endif
+}
+
+static inline __attribute__((always_inline)) void up__fiber_tsan_switch(void *fiber)
+{
+#if UP_TSAN
+	__tsan_switch_to_fiber(fiber, 0);
+#else
+	(void)fiber;
 #endif
 }
 

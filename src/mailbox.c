@@ -396,13 +396,12 @@ static int send_node(struct up__sched *self, struct up__proc *p, up_pid pid, uns
 	return r;
 }
 
-int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
+static int send_word(struct up__sched *self, up_pid pid, unsigned mailbox, uint64_t word)
 {
 	int err;
 	struct up__proc *p = target(pid, mailbox, &err);
 	if (!p)
 		return err;
-	struct up__sched *self = up__self_sched;
 	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
 	struct up__msg *m = UP_FAULT_PTR(UP__F_MSG_NODE, up__msg_alloc(self ? &self->msgs : NULL, node));
 	if (up_unlikely(!m))
@@ -412,6 +411,16 @@ int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
 	m->body = NULL;
 	m->size = 0;
 	return send_node(self, p, pid, mailbox, m);
+}
+
+int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
+{
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self)) /* a guest from outside the runtime? */
+		return -ESRCH;
+	int r = send_word(self, pid, mailbox, word);
+	up__rt_leave(self);
+	return r;
 }
 
 int up_send_word(up_pid pid, uint64_t word)
@@ -460,15 +469,12 @@ static int send_term(struct up__sched *self, struct up__proc *p, up_pid pid, uns
 	return deliver(self, p, pid, mailbox, m);
 }
 
-int up_send_to(up_pid pid, unsigned mailbox, up_term t)
+static int send_to(struct up__sched *self, up_pid pid, unsigned mailbox, up_term t)
 {
-	if (up__is_bad(t))
-		return -EINVAL;
 	int err;
 	struct up__proc *p = target(pid, mailbox, &err);
 	if (!p)
 		return up__pid_is_remote(pid) ? up__dist_send(pid, mailbox, t) : err;
-	struct up__sched *self = up__self_sched;
 	uint64_t words = 0;
 	int r = send_term(self, p, pid, mailbox, t, UP__MSG_TERM, &words);
 	if (self && r == 0) {
@@ -478,6 +484,18 @@ int up_send_to(up_pid pid, unsigned mailbox, up_term t)
 		 * pile up: buffers are then reused warm instead of faulted in. */
 		up__charge(self, 1 + (int)(words < (1u << 20) ? words / 32 : 1u << 15));
 	}
+	return r;
+}
+
+int up_send_to(up_pid pid, unsigned mailbox, up_term t)
+{
+	if (up__is_bad(t))
+		return -EINVAL;
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self)) /* a guest from outside the runtime? */
+		return -ESRCH;
+	int r = send_to(self, pid, mailbox, t);
+	up__rt_leave(self);
 	return r;
 }
 

@@ -84,13 +84,10 @@ static void order_mailboxes(struct up__proc *p, const struct up_spawn_opts *o)
 		}
 }
 
-up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
+static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn_opts *o)
 {
-	struct up__sched *self = up__self_sched;
 	int r;
 
-	if (!up__rt_ready())
-		return -ESRCH;
 	if (!fn)
 		return -EINVAL;
 	if ((r = check_opts(o)) != 0)
@@ -155,10 +152,13 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 	p->exit_reason = 0;
 	char *stack_lo = base + up__regions.layout.heap_size + UP__PAGE;
 	p->vg_stack = up__fiber_stack_register(stack_lo, (char *)p);
+	p->tsan_fiber = up__fiber_tsan_create();
 	p->sp = up__fiber_init((char *)p, up__proc_main, p);
 	if (sigflags && (r = up__signal_spawn(self->current, p, sigflags, &o->monitor_ref)) != 0) {
 		/* Not published yet: give everything back. */
 		up__fiber_stack_deregister(p->vg_stack);
+		up__fiber_tsan_destroy(p->tsan_fiber);
+		p->tsan_fiber = NULL;
 		while (p->heap_maps) {
 			struct up__heap_map *m = p->heap_maps;
 			p->heap_maps = m->next;
@@ -196,6 +196,16 @@ up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
 fail:
 	if (req)
 		up__msg_free(self ? &self->msgs : NULL, req);
+	return r;
+}
+
+up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *o)
+{
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
+		return -ESRCH;
+	up_pid r = spawn(self, fn, arg, o);
+	up__rt_leave(self);
 	return r;
 }
 
@@ -267,12 +277,13 @@ void up__proc_kill(struct up__sched *s, struct up__proc *p, up_term reason)
 
 int up_alive(up_pid pid)
 {
-	if (!up__rt_ready())
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
 		return -ESRCH;
 	struct up__proc *p = up__pid_proc(pid);
-	if (!p)
-		return -EINVAL;
-	return __atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid;
+	int r = p ? __atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) == (uint64_t)pid : -EINVAL;
+	up__rt_leave(self);
+	return r;
 }
 
 int up__region_node(up_pid pid)
@@ -524,6 +535,8 @@ void up__proc_release(struct up__sched *s, struct up__proc *p)
 		munmap(m, m->size);
 	}
 	up__fiber_stack_deregister(p->vg_stack);
+	up__fiber_tsan_destroy(p->tsan_fiber); /* it left for good: not current */
+	p->tsan_fiber = NULL;
 	char *stack_lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
 	up__fiber_stack_reset(stack_lo, (size_t)((char *)p - stack_lo));
 	/* A warm slot keeps the pages its process touched; one that overflowed

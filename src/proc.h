@@ -110,6 +110,7 @@ struct up__proc {
 	int64_t born_ns;                    /* when it joined the spawn stack (pass clock) */
 	/* tools */
 	void *asan_fake_stack;
+	void *tsan_fiber;                   /* NULL outside TSan builds */
 	unsigned vg_stack;
 	up_term exit_reason;
 };

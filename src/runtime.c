@@ -231,7 +231,12 @@ int up_run(up_fn main_fn, void *arg, const struct up_run_opts *opts)
 	for (int i = 0; i < up__rt.nsched; i++)
 		up__sched_join(up__rt.sched[i]);
 	up__watchdog_stop();
-	__atomic_store_n(&up__rt.started, 0, __ATOMIC_RELEASE);
+	/* Dekker with up__rt_enter: no new guest after this store; wait for
+	 * those already in (a send or a kick: short).  Acquire: their
+	 * accesses happen before the tear-down. */
+	__atomic_store_n(&up__rt.started, 0, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&up__rt.guests, __ATOMIC_SEQ_CST))
+		sched_yield();
 	for (int i = 0; i < up__rt.nsched; i++)
 		up__sched_cleanup(up__rt.sched[i]);
 	up__table_fini();
@@ -249,9 +254,11 @@ out:
 
 int up_shutdown(void)
 {
-	if (!up__rt_ready())
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
 		return -ESRCH;
 	up__rt_stop();
+	up__rt_leave(self);
 	return 0;
 }
 

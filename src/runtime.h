@@ -23,6 +23,7 @@ struct up__sched;
 struct up__runtime {
 	int running;               /* atomic: up_run is between start and end */
 	int started;               /* atomic: schedulers exist (release) */
+	int guests;                /* atomic: outside calls in progress */
 	int stopping;              /* atomic: schedulers leave their loops */
 	struct up__topology topo;
 	int nsched;
@@ -49,6 +50,35 @@ extern struct up__runtime up__rt UP_INTERNAL;
 static inline int up__rt_ready(void)
 {
 	return __atomic_load_n(&up__rt.started, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * The calls any thread may make (send, spawn, up_exit, up_alive,
+ * up_shutdown) touch schedulers, control blocks and eventfds that up_run
+ * frees once its schedulers are joined.  A thread without a scheduler
+ * (self == NULL) makes such a call as a guest: up__rt_enter counts it in,
+ * or returns 0 (runtime not running: touch nothing, no leave), and
+ * up__rt_leave counts it out.  Dekker on started/guests, seq_cst on both
+ * sides: either the guest sees started == 0, or up_run, having cleared it,
+ * sees the guest and waits for it before tearing down.  A scheduler thread
+ * needs no count: up_run joins it before freeing anything.
+ */
+static inline int up__rt_enter(const void *self)
+{
+	if (self)
+		return up__rt_ready();
+	__atomic_add_fetch(&up__rt.guests, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&up__rt.started, __ATOMIC_SEQ_CST))
+		return 1;
+	__atomic_sub_fetch(&up__rt.guests, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static inline void up__rt_leave(const void *self)
+{
+	/* Release: pairs with up_run's wait; our accesses come first. */
+	if (!self)
+		__atomic_sub_fetch(&up__rt.guests, 1, __ATOMIC_RELEASE);
 }
 
 /* Take one live credit for a spawn (s may be NULL).  0 or -EAGAIN. */

@@ -29,9 +29,17 @@
 #include "node_mem.h"
 #include <sys/mman.h>
 #include "runtime.h"
+#if UP_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
 
 #define RING_ENTRIES 256
 #define POLL_EVERY 64   /* run-loop turns between looks at timers/remote */
+/* Valgrind (3.19) does not count io_uring_enter among the syscalls that may
+ * block: a thread waiting in it keeps Valgrind's lock, every other thread of
+ * the program stops, and the wake-up never comes.  Under Valgrind a sleep is
+ * cut into waits of at most this long. */
+#define VALGRIND_WAIT_NS 1000000
 
 __thread struct up__sched *up__self_sched;
 
@@ -269,8 +277,11 @@ static inline void account(struct up__sched *s, struct up__proc *p)
 	p->reds += (uint64_t)(UP__BUDGET - s->budget);
 }
 
-/* ASan: tell which stack we are about to run on. */
-static inline void leave_for(struct up__sched *s, void **fake_save, struct up__proc *to)
+/* The tools: which stack we are about to run on (ASan) and which fiber
+ * (TSan): process `to`, or the scheduler context when NULL.  Always inlined:
+ * under TSan a function of its own would return (pop its shadow frame) on
+ * the fiber it just switched to. */
+static inline __attribute__((always_inline)) void leave_for(struct up__sched *s, void **fake_save, struct up__proc *to)
 {
 #if UP_ASAN
 	if (to) {
@@ -280,8 +291,9 @@ static inline void leave_for(struct up__sched *s, void **fake_save, struct up__p
 		up__fiber_leave(fake_save, s->stack_lo, s->stack_size);
 	}
 #else
-	(void)s; (void)fake_save; (void)to;
+	(void)fake_save;
 #endif
+	up__fiber_tsan_switch(to ? to->tsan_fiber : s->tsan_fiber);
 }
 
 /* The next process to switch to directly, or NULL for the scheduler. */
@@ -478,9 +490,12 @@ static void give_work(struct up__sched *s)
 			if (s->new_top && s->new_top->run_next &&
 			    give_list(s, t, &s->new_top, NULL, GIVEN))
 				return;
-			if (s->rq_head && s->rq_head->run_next &&
-			    give_list(s, t, &s->rq_head, &s->rq_tail, GIVEN_RUN))
-				return;
+			/* Not the run queue (GIVEN_RUN) for now: a process that
+			 * ran has frames that keep this scheduler (a cached
+			 * up__self_sched, or its TLS address, which compilers
+			 * keep across the switch), and would resume on the peer
+			 * using our caches, timers and queues (TSan: after_switch
+			 * touching the giver's s->prev from the peer's thread). */
 			/* Nothing movable: let another busy peer try. */
 			__atomic_store_n(&t->hungry, 1, __ATOMIC_RELAXED);
 			return;
@@ -555,6 +570,11 @@ static void idle(struct up__sched *s)
 	/* Quiet after food that did not last: wake when it may be hungry again. */
 	if (s->npeers && !__atomic_load_n(&s->hungry, __ATOMIC_RELAXED) && s->quiet_until < next)
 		next = s->quiet_until;
+	if (up_unlikely(s->on_valgrind)) {
+		int64_t cap = up__now_ns() + VALGRIND_WAIT_NS;
+		if (next > cap)
+			next = cap;
+	}
 	if (next == INT64_MAX) {
 		(void)UP_FAULT_ERR(UP__F_SUBMIT, io_uring_submit_and_wait(&s->ring, 1));
 	} else {
@@ -589,7 +609,7 @@ static void loop(struct up__sched *s)
 		give_work(s);
 		struct up__proc *p = next_runnable(s);
 		if (p) {
-			if (up_unlikely(s->hungry))
+			if (up_unlikely(__atomic_load_n(&s->hungry, __ATOMIC_RELAXED)))
 				__atomic_store_n(&s->hungry, 0, __ATOMIC_RELAXED);
 			run(s, p);
 		} else {
@@ -627,6 +647,10 @@ static int thread_init(struct up__sched *s)
 	int r;
 
 	up__self_sched = s;
+	s->tsan_fiber = up__fiber_tsan_self();
+#if UP_HAVE_VALGRIND_H
+	s->on_valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
 	if (pthread_getattr_np(pthread_self(), &a) == 0) {
 		pthread_attr_getstack(&a, &lo, &s->stack_size);
 		s->stack_lo = lo;

@@ -49,6 +49,8 @@ struct up__sched {
 	const void *stack_lo;             /* scheduler stack (for ASan) */
 	size_t stack_size;
 	void *asan_fake_stack;
+	void *tsan_fiber;                 /* the thread's own (TSan builds) */
+	int on_valgrind;                  /* idle waits are capped (scheduler.c) */
 	struct up__proc *rq_head, *rq_tail; /* run queue (FIFO) */
 	struct up__proc *new_top;          /* spawn stack (LIFO), see next_runnable */
 	struct up__proc *new_bottom;       /* its oldest entry (aging) */

@@ -362,12 +362,14 @@ int up_exit(up_pid pid, up_term reason)
 		me->exit_reason = reason;
 		up__sched_leave_dead(me);
 	}
-	if (!up__rt_ready())
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self)) /* a guest from outside the runtime? */
 		return -ESRCH;
-	if (!up__pid_addressable(pid) || up__is_bad(reason))
-		return -EINVAL;
-	up_term from = me ? up_pid_term(me->pid) : A_UNDEFINED;
-	return send_exit(up__self_sched, pid, from, reason);
+	int r = -EINVAL;
+	if (up__pid_addressable(pid) && !up__is_bad(reason))
+		r = send_exit(self, pid, me ? up_pid_term(me->pid) : A_UNDEFINED, reason);
+	up__rt_leave(self);
+	return r;
 }
 
 int up_trap_exit(int on)

@@ -52,12 +52,40 @@
 #define UPT_ASAN 0
 #endif
 
-/* A workload size: `full` in a normal build, `asan` under AddressSanitizer. */
-#define UPT_SCALE(full, asan) (UPT_ASAN ? (asan) : (full))
+#if defined(__SANITIZE_THREAD__)
+#define UPT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UPT_TSAN 1
+#endif
+#endif
+#ifndef UPT_TSAN
+#define UPT_TSAN 0
+#endif
+
+/* AddressSanitizer or ThreadSanitizer: slower by 2-15x, and a huge shadow
+ * reservation (neither runs under RLIMIT_AS). */
+#define UPT_SANITIZED (UPT_ASAN || UPT_TSAN)
+
+/* A workload size: `full` in a normal build, `asan` under a sanitizer. */
+#define UPT_SCALE(full, asan) (UPT_SANITIZED ? (asan) : (full))
+
+/* Running under Valgrind (a run-time test: any build can be run so).  Code
+ * runs 20-50x slower there, one thread at a time, and an idle scheduler
+ * wakes every millisecond (scheduler.c). */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UPT_VALGRIND (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UPT_VALGRIND
+#define UPT_VALGRIND 0
+#endif
 
 /* How long a process waits for something that should come "at once" before
  * it declares a failure (keeps a broken library from hanging the suite). */
-#define WAIT_NS ((int64_t)UPT_SCALE(10, 30) * 1000000000LL)
+#define WAIT_NS ((int64_t)(UPT_VALGRIND ? 60 : UPT_SCALE(10, 30)) * 1000000000LL)
 
 #define MS ((int64_t)1000000)
 

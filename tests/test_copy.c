@@ -335,6 +335,7 @@ static void xfer_receiver(void *arg)
 static void xfer_builder(void *arg)
 {
 	struct xfer *x = arg;
+	x->builder = up_self();
 	x->mark = up_heap_mark();
 	x->n = build_kinds(x->orig);
 	for (int i = 0; i < x->n; i++) {
@@ -374,8 +375,9 @@ static void xfer_main(void *arg)
 		PFAIL("spawn receiver: %" PRId64, x->receiver);
 		return;
 	}
-	x->builder = up_spawn_opt(xfer_builder, x, &b);
-	PCHECK(x->builder > 0);
+	/* The builder records its own pid (x->builder) before it signals
+	 * `built`: written here, it could come after the receiver's read. */
+	PCHECK(up_spawn_opt(xfer_builder, x, &b) > 0);
 	proc_wait_exit(x->receiver);
 }
 

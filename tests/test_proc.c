@@ -1184,8 +1184,8 @@ static int spawn_enomem_body(void *arg)
 static void test_spawn_enomem(void **state)
 {
 	(void)state;
-	if (UPT_ASAN)
-		skip(); /* AddressSanitizer cannot run under RLIMIT_AS */
+	if (UPT_SANITIZED)
+		skip(); /* AddressSanitizer and TSan cannot run under RLIMIT_AS */
 	struct nomem *n = shared_alloc(sizeof *n);
 	assert_non_null(n);
 	int rc = fork_run(spawn_enomem_body, n, 60);

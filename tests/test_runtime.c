@@ -707,8 +707,8 @@ static int run_enomem_body(void *arg)
 static void test_run_enomem(void **state)
 {
 	(void)state;
-	if (UPT_ASAN)
-		skip(); /* AddressSanitizer cannot run under RLIMIT_AS */
+	if (UPT_SANITIZED)
+		skip(); /* AddressSanitizer and TSan cannot run under RLIMIT_AS */
 	int *up_rc = shared_alloc(sizeof *up_rc);
 	assert_non_null(up_rc);
 	int rc = fork_run(run_enomem_body, up_rc, 30);

@@ -297,6 +297,9 @@ static void hogs_main(void *arg)
 static void test_runnable_processes_move(void **state)
 {
 	(void)state;
+	/* Giving runnable processes is off (scheduler.c, give_work): one that
+	 * ran resumes on the peer inside frames holding the giver. */
+	skip();
 	atomic_store(&hog_moved, 0);
 	atomic_store(&hog_fd_moved, 0);
 	RUN_OK(hogs_main, NULL, 2);
