@@ -154,11 +154,9 @@ void up__sched_disown(struct up__sched *s, struct up__proc *p)
 	__atomic_store_n(&s->nprocs, s->nprocs - 1, __ATOMIC_RELAXED);
 }
 
-/* r->word of a SPAWN request: 0 for a spawn placed here; GIVEN (a process
- * that has not run) or GIVEN_RUN (a runnable one) from a busy peer
- * (balancing, below). */
+/* r->word of a SPAWN request: 0 for a spawn placed here, GIVEN for a
+ * process (that has not run) from a busy peer (balancing, below). */
 #define GIVEN 1
-#define GIVEN_RUN 2
 
 /* Act on one request of the remote queue. */
 static void handle_request(struct up__sched *s, struct up__msg *r)
@@ -170,12 +168,7 @@ static void handle_request(struct up__sched *s, struct up__msg *r)
 			if (!s->fed_at)
 				s->fed_at = up__now_ns();
 		}
-		if (r->word == GIVEN_RUN) {
-			up__sched_adopt(s, p);
-			up__sched_make_runnable(s, p);
-		} else {
-			up__sched_add_new(s, p);
-		}
+		up__sched_add_new(s, p);
 	} else {
 		UP_ASSERT(r->kind == UP__MSG_WAKE);
 		up_pid pid = (up_pid)r->word;
@@ -366,20 +359,25 @@ void up__sched_entered(void)
 
 /*
  * A scheduler with nothing to run says so (hungry); a busy peer of the same
- * node gives it processes at its next pass through the loop (every
- * POLL_EVERY switches) when it has two or more waiting for its CPU.
- * First processes that never ran (the spawn stack), else runnable ones
- * (the run queue) that have nothing tied to this scheduler: no timer in its
- * heap, no request on its ring (movable()); a process's region, messages
- * and side tables are on the node, which is all they need.
+ * node gives it new processes at its next pass through the loop (every
+ * POLL_EVERY switches) when two or more wait on its spawn stack.
+ *
+ * Only processes that have never run move, and a process that has run never
+ * changes thread: its frames may hold the address of a thread-local
+ * variable across a switch (compilers keep TLS addresses for a whole
+ * function; glibc's __errno_location is a const function, so user code may
+ * keep &errno), and uproc's own frames keep their scheduler in locals.  A
+ * process resumed on another thread would use the old one's errno, caches
+ * and queues (TSan caught exactly that when runnable processes were given).
+ * A new process has no frames yet; its region, messages and side tables
+ * are on the node, which is all it needs.
  * The giver is the owner, so it alone writes p->sched (release); a sender
  * that read the old value posts its wake request to the giver, which sends
  * it on (handle_request).  Processes never cross nodes this way, and those
  * placed with UP_SPAWN_SCHEDULER never move.
  *
- * Which ones: of the first GIVE_SCAN entries of the list, the later half
- * (on the spawn stack the older, in the run queue those that would wait
- * longest).  A tree of spawns runs depth first, so older entries head larger
+ * Which ones: of the newest GIVE_SCAN entries of the spawn stack, the older
+ * half.  A tree of spawns runs depth first, so older entries head larger
  * subtrees (skynet's root gives away five of its ten children) and are the
  * colder ones in this CPU's cache.  The scan is bounded, so a spawn stack of
  * a million costs the same as one of ten.
@@ -397,35 +395,26 @@ void up__sched_entered(void)
 #define GIVE_BACKOFF_MAX_NS 1000000000
 #define GIVE_SCAN 64
 
-/* Can p go to another scheduler?  Nothing of it may be tied to this one:
- * no timer in this heap, no request on this ring, no placement. */
-static inline bool movable(const struct up__proc *p)
-{
-	return !p->pinned && !p->timer_idx && !p->io.inflight;
-}
-
 /*
- * Give t the older half of the first GIVE_SCAN entries of the list at *head
- * (the spawn stack, or the run queue with its *tail), keeping the order of
- * what stays.  kind: GIVEN (new processes) or GIVEN_RUN (runnable ones).
+ * Give t the older half of the newest GIVE_SCAN entries of the spawn stack,
+ * keeping the order of what stays.
  */
-static unsigned give_list(struct up__sched *s, struct up__sched *t, struct up__proc **head,
-			  struct up__proc **tail, uint64_t kind)
+static unsigned give_half(struct up__sched *s, struct up__sched *t)
 {
-	struct up__proc *v[GIVE_SCAN], *rest, *last = NULL;
+	struct up__proc *v[GIVE_SCAN], *rest;
 	unsigned n = 0, given = 0;
 
-	for (rest = *head; rest && n < GIVE_SCAN; rest = rest->run_next)
+	for (rest = s->new_top; rest && n < GIVE_SCAN; rest = rest->run_next)
 		v[n++] = rest;
-	struct up__proc **link = head;
+	struct up__proc **link = &s->new_top;
 	for (unsigned i = 0; i < n; i++) {
 		struct up__proc *p = v[i];
 		struct up__msg *r;
-		if (i >= (n + 1) / 2 && movable(p) && (r = up__msg_alloc(&s->msgs, t->node))) {
+		if (i >= (n + 1) / 2 && !p->pinned && (r = up__msg_alloc(&s->msgs, t->node))) {
 			up__sched_disown(s, p);
 			__atomic_store_n(&p->sched, t, __ATOMIC_RELEASE);
 			r->kind = UP__MSG_SPAWN;
-			r->word = kind;
+			r->word = GIVEN;
 			r->body = p;
 			up__sched_post(t, r);
 			given++;
@@ -433,23 +422,18 @@ static unsigned give_list(struct up__sched *s, struct up__sched *t, struct up__p
 		}
 		*link = p;
 		link = &p->run_next;
-		last = p;
 	}
 	*link = rest;
-	if (tail && !rest)
-		*tail = last;
-	if (head == &s->new_top) {
-		/* The spawn stack is doubly linked: mend the kept part. */
-		struct up__proc *prev = NULL;
-		for (struct up__proc *q = s->new_top; q != rest; q = q->run_next) {
-			q->run_prev = prev;
-			prev = q;
-		}
-		if (rest)
-			rest->run_prev = prev;
-		else
-			s->new_bottom = prev;
+	/* The spawn stack is doubly linked: mend the kept part. */
+	struct up__proc *prev = NULL;
+	for (struct up__proc *q = s->new_top; q != rest; q = q->run_next) {
+		q->run_prev = prev;
+		prev = q;
 	}
+	if (rest)
+		rest->run_prev = prev;
+	else
+		s->new_bottom = prev;
 	UP__STAT(s, given, given);
 	return given;
 }
@@ -478,8 +462,7 @@ static void hunger(struct up__sched *s)
 /* s is in its loop with processes on its spawn stack: feed a hungry peer. */
 static void give_work(struct up__sched *s)
 {
-	if (s->npeers == 0 || !((s->new_top && s->new_top->run_next) ||
-				(s->rq_head && s->rq_head->run_next)))
+	if (s->npeers == 0 || !s->new_top || !s->new_top->run_next)
 		return;
 	for (unsigned i = 0; i < s->npeers; i++) {
 		struct up__sched *t = s->peers[i];
@@ -487,17 +470,8 @@ static void give_work(struct up__sched *s)
 		if (__atomic_load_n(&t->hungry, __ATOMIC_RELAXED) &&
 		    __atomic_compare_exchange_n(&t->hungry, &one, 0, false, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED)) {
-			if (s->new_top && s->new_top->run_next &&
-			    give_list(s, t, &s->new_top, NULL, GIVEN))
-				return;
-			/* Not the run queue (GIVEN_RUN) for now: a process that
-			 * ran has frames that keep this scheduler (a cached
-			 * up__self_sched, or its TLS address, which compilers
-			 * keep across the switch), and would resume on the peer
-			 * using our caches, timers and queues (TSan: after_switch
-			 * touching the giver's s->prev from the peer's thread). */
-			/* Nothing movable: let another busy peer try. */
-			__atomic_store_n(&t->hungry, 1, __ATOMIC_RELAXED);
+			if (!give_half(s, t))  /* all pinned: let another peer try */
+				__atomic_store_n(&t->hungry, 1, __ATOMIC_RELAXED);
 			return;
 		}
 	}
