@@ -107,6 +107,7 @@ static struct {
 } W;
 
 static int cur_step;
+static int trace;     /* UP_FUZZ_TRACE set: print each step on stderr */
 static up_term A_DATA, A_EXIT, A_DOWN, A_FOO, NAMES[NNAMES];
 
 /* ------------------------------------------------------------ terms */
@@ -511,7 +512,8 @@ static void settle(void)
 		struct wait_for w = { 0, W.pid[x] };
 		struct up_msg m;
 		if (up_recv_match(match_wait, &w, &m, WAIT_NS, 0) != 0)
-			FAIL("actor %d should have died (reason %d)", x, M.a[x].reason);
+			FAIL("actor %d should have died (reason %d); up_alive: %d", x, M.a[x].reason,
+			     up_alive(W.pid[x]));
 		saw_down(&m);
 		up_msg_free(&m);
 	}
@@ -618,6 +620,9 @@ static void step(struct prog *p)
 	unsigned x = next(p);
 	struct mactor *A = a >= 0 ? &M.a[a] : NULL;
 
+	if (trace)
+		fprintf(stderr, "step %d: op %u actor %d b %d x %u (%d ids, %d live)\n", cur_step, op,
+			a, b, x, M.nids, M.nlive);
 	switch (op) {
 	case OP_SPAWN:
 		if (M.nids < MAXA && M.nlive < MAXLIVE)
@@ -848,6 +853,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&W, 0, sizeof W);
 	memset(&M, 0, sizeof M);
 	cur_step = 0;
+	trace = getenv("UP_FUZZ_TRACE") != NULL;
 	W.nsched = (data[0] & 3) == 3 ? 2 : 1;
 	struct prog p = { data, size, 1 };
 	struct up_run_opts o;
