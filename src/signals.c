@@ -291,9 +291,10 @@ void up__signal_exit(struct up__sched *s, struct up__proc *p, struct up__msg *pe
 	while (fifo) {
 		struct up__msg *m = fifo;
 		fifo = m->next;
-		if (up__msg_is_signal(m) && m->kind != UP__MSG_SIG_EXIT)
-			up__signal_handle(s, p, m);
-		else
+		/* A signal that becomes a message (a DOWN, a trapped EXIT of a
+		 * link) has nobody to read it now: free it too. */
+		if (!up__msg_is_signal(m) || m->kind == UP__MSG_SIG_EXIT ||
+		    up__signal_handle(s, p, m))
 			up__msg_release(s, m);
 	}
 	if (__atomic_load_n(&p->named, __ATOMIC_SEQ_CST))

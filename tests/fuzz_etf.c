@@ -9,6 +9,8 @@
  * serves requests for ever.  Each LLVMFuzzerTestOneInput hands the input over (a word message: up_send_word
  * works from any thread) and waits on a condition variable for the verdict.
  * A failed property aborts, so libFuzzer saves the input as a crash.
+ * fuzz_replay.c replays the corpus through the same entry points; its
+ * fuzz_harness_fini stops the runtime.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +25,8 @@ static size_t in_size;
 static int done, verdict;
 static char why[256];
 static _Atomic up_pid server;
+static atomic_int stopping;
+static pthread_t runtime_th;
 
 static void serve(void *arg)
 {
@@ -53,6 +57,8 @@ static void *runtime_thread(void *arg)
 	o.schedulers = 1;
 	o.spin_us = UP_NO_SPIN;
 	int rc = up_run(serve, NULL, &o);
+	if (rc == 0 && atomic_load(&stopping))
+		return NULL;
 	fprintf(stderr, "fuzz_etf: up_run returned %d\n", rc);
 	abort();
 }
@@ -61,10 +67,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	pthread_t th;
-	if (pthread_create(&th, NULL, runtime_thread, NULL) != 0)
+	if (pthread_create(&runtime_th, NULL, runtime_thread, NULL) != 0)
 		abort();
-	pthread_detach(th);
 	while (atomic_load(&server) == 0)
 		usleep(1000);
 	return 0;
@@ -92,4 +96,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	return 0;
+}
+
+/* The replay driver's end: stop the runtime and wait for its thread. */
+void fuzz_harness_fini(void);
+void fuzz_harness_fini(void)
+{
+	atomic_store(&stopping, 1);
+	up_shutdown();
+	pthread_join(runtime_th, NULL);
 }

@@ -1,7 +1,7 @@
 /*
  * fuzz_etf_check.h - the property every input of up_term_decode must have,
  * shared by the libFuzzer harness (fuzz_etf.c), the corpus replay
- * (fuzz_etf_replay.c) and the etf suite (test_etf.c).
+ * (fuzz_etf.c, which fuzz_replay.c replays) and the etf suite (test_etf.c).
  *
  * For any bytes: decoding gives either a bad term with a documented errno
  * (-EINVAL, -EMSGSIZE, -ERANGE) or a term that

@@ -657,6 +657,61 @@ static void test_link_unlink_across_schedulers(void **state)
 	RUN_OK(link_across_main, NULL, 2);
 }
 
+/* A process that ends while a trapped EXIT and a DOWN, sent from another
+ * scheduler, still sit in its inbox (it ran without a switch, so its
+ * scheduler never drained them) frees them with the rest: they used to
+ * leak (LeakSanitizer reports it in the sanitizer build; found by the
+ * fuzz_api harness). */
+struct unread {
+	up_pid target;
+	atomic_int ready;
+};
+
+static void unread_target(void *arg)
+{
+	(void)arg;
+	struct up_msg m;
+	PCHECK_EQ(up_recv(&m, WAIT_NS), 0);
+	up_exit(up_self(), A("boom"));
+}
+
+static void unread_watcher(void *arg)
+{
+	struct unread *u = arg;
+	up_trap_exit(1);
+	PCHECK_EQ(up_link(u->target), 0);
+	PCHECK(!up_is_bad(up_monitor(u->target)));
+	atomic_store(&u->ready, 1);
+	/* No switch from here on: the EXIT and the DOWN stay in the inbox. */
+	int64_t t0 = now_ns();
+	while (up_alive(u->target) == 1 && now_ns() - t0 < WAIT_NS)
+		;
+	PCHECK_EQ(up_alive(u->target), 0);
+	t0 = now_ns();
+	while (now_ns() - t0 < 50 * MS)
+		;
+}
+
+static void unread_main(void *arg)
+{
+	(void)arg;
+	struct unread u = { 0 };
+	up_term mt, mw;
+	u.target = spawn_mon(unread_target, NULL, 0, &mt);
+	up_pid w = spawn_mon(unread_watcher, &u, 1, &mw);
+	while (!atomic_load(&u.ready))
+		up_sleep(MS);
+	PCHECK_EQ(up_send_word(u.target, 1), 0);
+	PCHECK_TERM(reason_of_death(u.target, mt), A("boom"));
+	PCHECK_TERM(reason_of_death(w, mw), UP_NORMAL);
+}
+
+static void test_signals_unread_at_exit_are_freed(void **state)
+{
+	(void)state;
+	RUN_OK(unread_main, NULL, 2);
+}
+
 /* ---------------------------------------------------------- ordering */
 
 /* A message followed by an exit signal from the same sender reaches a
@@ -1282,6 +1337,7 @@ int main(void)
 		UPT_TEST(test_link_dead_pid_trapping_gets_noproc_exit),
 		UPT_TEST(test_link_dead_pid_nontrapping_dies_noproc),
 		UPT_TEST(test_link_unlink_across_schedulers),
+		UPT_TEST(test_signals_unread_at_exit_are_freed),
 		UPT_TEST(test_message_then_exit_signal_keep_order),
 		UPT_TEST(test_spawn_link_and_monitor_see_instant_exit),
 		UPT_TEST(test_spawn_link_crash_kills_nontrapping_spawner),
