@@ -635,8 +635,7 @@ static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *o
 	if (match)
 		for (unsigned i = 0; i < p->nmb; i++)
 			seen[i] = flags & UP_RECV_AFTER_MARK ? p->mark[i] : NULL;
-	if (up__charge(s, 1))
-		s = up__sched_current(); /* it yielded: maybe elsewhere now */
+	up__charge(s, 1);
 	for (;;) {
 		for (unsigned i = 0; i < p->nmb; i++) {
 			unsigned mb = p->order[i];
@@ -666,7 +665,6 @@ static int receive(unsigned mask, up_match_fn match, void *arg, struct up_msg *o
 		}
 		if ((r = wait_more(s, p, mask, timeout_ns, &deadline)) != 0)
 			goto out;
-		s = up__sched_current(); /* woken, maybe on another scheduler */
 	}
 out:
 	receive_done(s, p);
@@ -686,8 +684,7 @@ static int receive_plain(unsigned mask, struct up_msg *out, int64_t timeout_ns)
 	int64_t deadline = 0;
 	int r;
 
-	if (up__charge(s, 1))
-		s = up__sched_current();
+	up__charge(s, 1);
 	for (;;) {
 		for (unsigned i = 0; i < p->nmb; i++) {
 			unsigned mb = p->order[i];
@@ -705,7 +702,6 @@ static int receive_plain(unsigned mask, struct up_msg *out, int64_t timeout_ns)
 			receive_done(s, p);
 			return r;
 		}
-		s = up__sched_current();
 	}
 }
 

@@ -43,11 +43,6 @@
 
 __thread struct up__sched *up__self_sched;
 
-__attribute__((noinline)) struct up__sched *up__sched_current(void)
-{
-	return up__self_sched;
-}
-
 /* ------------------------------------------------------------ run queue */
 
 static inline struct up__proc *rq_pop(struct up__sched *s)
@@ -330,7 +325,7 @@ void up__sched_leave(struct up__proc *p)
 		up__fiber_switch(&p->sp, s->sp);
 	}
 	up__fiber_arrived(p->asan_fake_stack, NULL, NULL);
-	after_switch(up__sched_current()); /* maybe another scheduler now */
+	after_switch(up__self_sched);
 	if (up_unlikely(p->killed))
 		up__sched_leave_dead(p);
 }

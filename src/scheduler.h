@@ -91,15 +91,6 @@ struct up__sched {
 
 /* The scheduler of the calling thread, NULL outside the runtime. */
 extern __thread struct up__sched *up__self_sched UP_INTERNAL;
-/*
- * The scheduler running the caller, read afresh.  A process may resume on
- * another scheduler after any switch (balancing gives runnable processes
- * away), and a compiler may keep a thread-local's address across the call
- * that switched (clang does in PIC code: after_switch then ran with the old
- * thread's scheduler and a dead process was never reaped).  Out of line, so
- * its caller cannot reuse the address.
- */
-struct up__sched *up__sched_current(void) UP_INTERNAL;
 
 #ifndef UP__PREFETCH_LINES
 #define UP__PREFETCH_LINES 6
