@@ -15,6 +15,7 @@
 #ifndef UPROC_TEST_HELPERS_H
 #define UPROC_TEST_HELPERS_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -175,6 +176,21 @@ static inline long long vm_rss_app_bytes(void)
 	return rss;
 }
 static inline long long vm_size_bytes(void) { return proc_status_bytes("VmSize"); }
+
+/* Open descriptors of this OS process, or -1. */
+static inline int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own descriptor */
+}
 
 /* CPUs in the calling thread's affinity mask. */
 static inline int allowed_cpus(void)

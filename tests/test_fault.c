@@ -28,20 +28,6 @@
 #define MAXP 60000 /* < 65536: exact live accounting */
 #define TMO ((int64_t)2000 * MS)
 
-static int fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
-
 static int run_sites(up_fn fn, unsigned schedulers)
 {
 	struct up_run_opts o = run_opts(schedulers);

@@ -27,21 +27,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* Open descriptors of this OS process. */
-static int fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own descriptor */
-}
-
 static int fd_is_closed(int fd)
 {
 	errno = 0;
