@@ -27,6 +27,7 @@
 %% check=ok iff every sink saw its messages in order and every pong
 %% carried the number sent.
 -module(distbench).
+-import(benchlib, [arg_int/3, now_ns/0]).
 -export([server/1, client/1]).
 
 -define(BATCH, 1000).
@@ -66,20 +67,7 @@ echo() ->
 
 %% ------------------------------------------------------------- client
 
-client(Args) ->
-    try
-        run(Args),
-        erlang:halt(0)
-    catch
-        Class:Reason:Stack ->
-            io:format(standard_error, "distbench failed: ~p:~p~n~p~n", [Class, Reason, Stack]),
-            erlang:halt(1)
-    end.
-
-arg_int(Args, I, _Default) when length(Args) >= I -> list_to_integer(lists:nth(I, Args));
-arg_int(_, _, Default) -> Default.
-
-now_ns() -> erlang:monotonic_time(nanosecond).
+client(Args) -> benchlib:main("distbench", fun run/1, Args).
 
 run([Peer | Rest]) ->
     Runs = arg_int(Rest, 1, 5),

@@ -24,6 +24,7 @@
 %% follows references through local calls), so no marker: it scans the
 %% queue from the start (term_call_scan).
 -module(sendterm).
+-import(benchlib, [arg_int/3, now_ns/0]).
 -export([main/1]).
 %% Exported (and called as ?MODULE:) only so that the compiler cannot see
 %% where its reference comes from and give it a receive marker.
@@ -33,20 +34,7 @@
 -define(WINDOW, 4).
 -define(JUNK, 10000).
 
-main(Args) ->
-    try
-        run(Args),
-        erlang:halt(0)
-    catch
-        Class:Reason:Stack ->
-            io:format(standard_error, "sendterm failed: ~p:~p~n~p~n", [Class, Reason, Stack]),
-            erlang:halt(1)
-    end.
-
-arg_int(Args, I, _Default) when length(Args) >= I -> list_to_integer(lists:nth(I, Args));
-arg_int(_, _, Default) -> Default.
-
-now_ns() -> erlang:monotonic_time(nanosecond).
+main(Args) -> benchlib:main("sendterm", fun run/1, Args).
 
 run(Args) ->
     Runs = arg_int(Args, 1, 5),

@@ -28,6 +28,7 @@
 %% One untimed warm-up run, then Runs timed runs, median (upper) reported,
 %% as the peers do.
 -module(signals).
+-import(benchlib, [arg_int/3, now_ns/0]).
 -export([main/1]).
 %% Callbacks of supervisor (init/1 with {sup, _}) and gen_server (init/1
 %% with server, handle_call/3, handle_cast/2), and the worker's start.
@@ -40,20 +41,7 @@
 -define(CALLS, 200000).
 -endif.
 
-main(Args) ->
-    try
-        run(Args),
-        erlang:halt(0)
-    catch
-        Class:Reason:Stack ->
-            io:format(standard_error, "signals failed: ~p:~p~n~p~n", [Class, Reason, Stack]),
-            erlang:halt(1)
-    end.
-
-arg_int(Args, I, _Default) when length(Args) >= I -> list_to_integer(lists:nth(I, Args));
-arg_int(_, _, Default) -> Default.
-
-now_ns() -> erlang:monotonic_time(nanosecond).
+main(Args) -> benchlib:main("signals", fun run/1, Args).
 
 run(Args) ->
     Runs = arg_int(Args, 1, 5),

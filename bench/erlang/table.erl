@@ -23,25 +23,13 @@
 %% the last report; one untimed warm-up run, then Runs timed runs, median
 %% (upper) reported.
 -module(table).
+-import(benchlib, [arg_int/3, now_ns/0]).
 -export([main/1]).
 
 -define(COUNTERS, 1024).
 -define(PAD, <<"0123456789abcdef">>).
 
-main(Args) ->
-    try
-        run(Args),
-        erlang:halt(0)
-    catch
-        Class:Reason:Stack ->
-            io:format(standard_error, "table failed: ~p:~p~n~p~n", [Class, Reason, Stack]),
-            erlang:halt(1)
-    end.
-
-arg_int(Args, I, _Default) when length(Args) >= I -> list_to_integer(lists:nth(I, Args));
-arg_int(_, _, Default) -> Default.
-
-now_ns() -> erlang:monotonic_time(nanosecond).
+main(Args) -> benchlib:main("table", fun run/1, Args).
 
 run(Args) ->
     Runs = arg_int(Args, 1, 5),
