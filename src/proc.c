@@ -116,7 +116,7 @@ static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn
 
 	/* Private part: the scheduler will own it.  Only what a fresh process
 	 * needs is written (a recycled slot's stale fields are overwritten). */
-	p->pid = pid;
+	__atomic_store_n(&p->pid, pid, __ATOMIC_RELAXED); /* the watchdog reads it */
 	p->slot = (uint32_t)slot;
 	p->state = UP__P_FREE;
 	p->timed_out = 0;

@@ -139,21 +139,23 @@ static int guard_install(uint32_t slot)
 	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
 	uint32_t i = slot & (UP__CHUNK_SLOTS - 1);
 
-	if (ch->guarded[i / 64] & (1ull << (i % 64)))
+	/* The bitmap word is shared by 64 slots that may sit in the caches of
+	 * different schedulers: atomic (the or is paid once per slot). */
+	if (__atomic_load_n(&ch->guarded[i / 64], __ATOMIC_RELAXED) & (1ull << (i % 64)))
 		return 0;
 	/* Pre-6.13 kernels lack guard markers; an mprotect'ed page would split
 	 * the mapping (two VMAs per process, the max_map_count limit), so
 	 * without markers stacks are unguarded (documented in design.md).
 	 * Any other failure (no memory for page tables) fails the spawn: a
 	 * process must never run on a stack that silently lacks its guard. */
-	if (up__regions.guard_supported &&
+	if (__atomic_load_n(&up__regions.guard_supported, __ATOMIC_RELAXED) &&
 	    UP_FAULT_SYS(UP__F_GUARD, madvise(up__slot_base(slot) + up__regions.layout.heap_size,
 					      UP__PAGE, MADV_GUARD_INSTALL)) != 0) {
 		if (errno != EINVAL)
 			return -ENOMEM;
-		up__regions.guard_supported = false;
+		__atomic_store_n(&up__regions.guard_supported, false, __ATOMIC_RELAXED);
 	}
-	ch->guarded[i / 64] |= 1ull << (i % 64);
+	__atomic_fetch_or(&ch->guarded[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -294,8 +296,11 @@ uint32_t up__region_next_gen(uint32_t slot)
 {
 	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
 	uint32_t *g = &ch->gen[slot & (UP__CHUNK_SLOTS - 1)];
-	/* The slot is free and owned by the caller: a plain update. */
-	if (++*g == 0)
-		*g = 1;
-	return *g;
+	/* The slot is free and owned by the caller: only it writes; the store
+	 * is atomic because up_processes reads the table from any thread. */
+	uint32_t n = *g + 1;
+	if (n == 0)
+		n = 1;
+	__atomic_store_n(g, n, __ATOMIC_RELAXED);
+	return n;
 }
