@@ -44,12 +44,8 @@ static enum up_status status_of(uint8_t state)
 	}
 }
 
-int up_info(up_pid pid, struct up_info *info)
+static int info_of(up_pid pid, struct up_info *info)
 {
-	if (!info)
-		return -EINVAL;
-	if (!up__rt_ready())
-		return -ESRCH;
 	struct up__proc *p = up__pid_proc(pid);
 	if (!p)
 		return -EINVAL;
@@ -91,12 +87,8 @@ int up_info(up_pid pid, struct up_info *info)
 	return 0;
 }
 
-int up_sched_stats(int sched, struct up_sched_stats *st)
+static int stats_of(int sched, struct up_sched_stats *st)
 {
-	if (!st)
-		return -EINVAL;
-	if (!up__rt_ready())
-		return -ESRCH;
 	if (sched < 0 || sched >= up__rt.nsched)
 		return -EINVAL;
 	struct up__sched *s = up__rt.sched[sched];
@@ -185,10 +177,12 @@ long up_processes(up_pid *pids, size_t max)
 {
 	if (!pids && max)
 		return -EINVAL;
-	if (!up__rt_ready())
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
 		return -ESRCH;
 	struct collect c = { pids, max, 0 };
 	each_live(collect_one, &c);
+	up__rt_leave(self);
 	return c.n;
 }
 
@@ -198,7 +192,7 @@ static int print_pid(up_pid pid, void *arg)
 {
 	struct printing *pr = arg;
 	struct up_info in;
-	if (up_info(pid, &in) != 0)
+	if (info_of(pid, &in) != 0)
 		return 0; /* exited meanwhile */
 	if (print_one(pr->f, &in) < 0)
 		return -EIO;
@@ -206,12 +200,8 @@ static int print_pid(up_pid pid, void *arg)
 	return 0;
 }
 
-long up_print_processes(FILE *f)
+static long print_all(FILE *f)
 {
-	if (!f)
-		return -EINVAL;
-	if (!up__rt_ready())
-		return -ESRCH;
 	int err = 0;
 	if (fprintf(f, "%-18s %-28s %-9s %12s %10s %7s %5s\n", "Pid", "Name or call", "Status",
 		    "Reds", "Heap", "MsgQ", "Sched") < 0)
@@ -222,7 +212,7 @@ long up_print_processes(FILE *f)
 	long n = pr.n;
 	for (int i = 0; i < up__rt.nsched && !err; i++) {
 		struct up_sched_stats st;
-		if (up_sched_stats(i, &st) != 0)
+		if (stats_of(i, &st) != 0)
 			continue;
 		if (fprintf(f, "scheduler %d (node %d): %" PRIu64 " processes, %" PRIu64 " runs, %" PRIu64
 			    " sent, %" PRIu64 " received, %" PRIu64 " sleeps, %" PRIu64 " steals, %" PRIu64
@@ -233,4 +223,44 @@ long up_print_processes(FILE *f)
 	if (err || fflush(f) != 0)
 		return -EIO;
 	return n;
+}
+
+/* The entry points: any thread.  A thread outside the runtime is counted in
+ * as a guest (runtime.h), so up_run does not free the schedulers and
+ * regions under it. */
+
+int up_info(up_pid pid, struct up_info *info)
+{
+	if (!info)
+		return -EINVAL;
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
+		return -ESRCH;
+	int r = info_of(pid, info);
+	up__rt_leave(self);
+	return r;
+}
+
+int up_sched_stats(int sched, struct up_sched_stats *st)
+{
+	if (!st)
+		return -EINVAL;
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
+		return -ESRCH;
+	int r = stats_of(sched, st);
+	up__rt_leave(self);
+	return r;
+}
+
+long up_print_processes(FILE *f)
+{
+	if (!f)
+		return -EINVAL;
+	struct up__sched *self = up__self_sched;
+	if (!up__rt_enter(self))
+		return -ESRCH;
+	long r = print_all(f);
+	up__rt_leave(self);
+	return r;
 }

@@ -375,6 +375,61 @@ static void test_processes(void **state)
 	RUN_OK(processes_main, NULL, 2);
 }
 
+/* ------------------------------------- callers outside, across up_run */
+
+static atomic_int hammer_stop, hammer_bad;
+static atomic_llong hammer_pid;
+static atomic_long hammer_calls;
+
+/* A plain thread asks all the time, through runtimes starting and ending:
+ * every answer is a documented one and nothing is touched after up_run
+ * freed it (ASan and TSan run this suite). */
+static void *hammer(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&hammer_stop)) {
+		struct up_info in;
+		struct up_sched_stats st;
+		up_pid pids[8];
+		int r = up_info((up_pid)atomic_load(&hammer_pid), &in);
+		if (r != 0 && r != -ESRCH && r != -EINVAL)
+			atomic_fetch_add(&hammer_bad, 1);
+		r = up_sched_stats(0, &st);
+		if (r != 0 && r != -ESRCH)
+			atomic_fetch_add(&hammer_bad, 1);
+		long n = up_processes(pids, 8);
+		if (n < 0 && n != -ESRCH)
+			atomic_fetch_add(&hammer_bad, 1);
+		atomic_fetch_add(&hammer_calls, 1);
+	}
+	return NULL;
+}
+
+static void short_main(void *arg)
+{
+	(void)arg;
+	atomic_store(&hammer_pid, up_self());
+	for (int i = 0; i < 5; i++)
+		up_spawn(waiter, NULL);
+	up_yield();
+	up_shutdown();
+}
+
+static void test_outside_callers_across_runs(void **state)
+{
+	(void)state;
+	pthread_t t;
+	atomic_store(&hammer_stop, 0);
+	atomic_store(&hammer_bad, 0);
+	assert_int_equal(pthread_create(&t, NULL, hammer, NULL), 0);
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(run_main(short_main, NULL, 2), 0);
+	atomic_store(&hammer_stop, 1);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&hammer_bad), 0);
+	assert_true(atomic_load(&hammer_calls) > 0);
+}
+
 /* A write error on the stream: -EIO. */
 static void eio_main(void *arg)
 {
@@ -403,6 +458,7 @@ int main(void)
 		UPT_TEST(test_sched_stats),
 		UPT_TEST(test_print_processes),
 		UPT_TEST(test_processes),
+		UPT_TEST(test_outside_callers_across_runs),
 		UPT_TEST(test_print_eio),
 	};
 	return UPT_RUN("info", tests);
