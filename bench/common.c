@@ -74,6 +74,8 @@ static void usage(FILE *f)
 		fprintf(f, " [-n=N]");
 	if (b->m_help)
 		fprintf(f, " [-m=M]");
+	if (b->compact_help)
+		fprintf(f, " [-compact=0|1]");
 	fprintf(f, "\n  -schedulers=S  scheduler threads (default: one per allowed CPU)\n");
 	if (b->runs)
 		fprintf(f, "  -runs=R        timed runs after one warm-up; median reported (default %ld)\n",
@@ -82,6 +84,8 @@ static void usage(FILE *f)
 		fprintf(f, "  -n=N           %s (default %ld)\n", b->n_help, b->n);
 	if (b->m_help)
 		fprintf(f, "  -m=M           %s (default %ld)\n", b->m_help, b->m);
+	if (b->compact_help)
+		fprintf(f, "  -compact=0|1   %s (default %ld)\n", b->compact_help, b->compact);
 }
 
 void bench_usage_error(const char *fmt, ...)
@@ -98,7 +102,7 @@ void bench_usage_error(const char *fmt, ...)
 }
 
 /* The value of flag -<flag> (len chars): a positive integer of at most max. */
-static long parse_count(const char *flag, size_t len, const char *s, long max)
+static long parse_count(const char *flag, size_t len, const char *s, long min, long max)
 {
 	char *end;
 	long v;
@@ -107,8 +111,8 @@ static long parse_count(const char *flag, size_t len, const char *s, long max)
 		bench_usage_error("flag -%.*s needs a value", (int)len, flag);
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v <= 0 || v > max)
-		bench_usage_error("bad value for -%.*s: '%s' (1..%ld)", (int)len, flag, s, max);
+	if (errno || end == s || *end || v < min || v > max)
+		bench_usage_error("bad value for -%.*s: '%s' (%ld..%ld)", (int)len, flag, s, min, max);
 	return v;
 }
 
@@ -120,7 +124,7 @@ void bench_parse(struct bench *b, int argc, char **argv)
 	defaults = *b;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *eq, *val;
-		long *dst, max = 1L << 40;
+		long *dst, min = 1, max = 1L << 40;
 		size_t len;
 
 		if (a[0] != '-' || a[1] == '\0')
@@ -142,12 +146,16 @@ void bench_parse(struct bench *b, int argc, char **argv)
 			dst = &b->n;
 		} else if (IS("m") && b->m_help) {
 			dst = &b->m;
+		} else if (IS("compact") && b->compact_help) {
+			dst = &b->compact;
+			min = 0;
+			max = 1;
 		} else {
 			bench_usage_error("unknown flag '-%.*s'", (int)len, a);
 		}
 #undef IS
 		val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);  /* -f=V or -f V */
-		*dst = parse_count(a, len, val, max);
+		*dst = parse_count(a, len, val, min, max);
 	}
 }
 

@@ -45,6 +45,8 @@ struct bench {
 	long m;               /* -m: second size; flag accepted if m_help */
 	const char *m_help;
 	long runs;            /* -runs: timed runs; 0 = single measurement, no flag */
+	long compact;         /* -compact: 1 = UP_SPAWN_COMPACT processes; flag accepted if compact_help */
+	const char *compact_help;
 	uint64_t max_processes; /* up_run_opts.max_processes (0: default) */
 
 	/* Set by bench_parse(). */

@@ -14,6 +14,10 @@
  *   teardown_ms        = t3 - t2, then VmRSS at once (rss_after_teardown_mb).
  * The lines are the Go peer's, without its MemStats lines; instead of Go's
  * RSS after a forced GC, rss_after_run_mb is VmRSS after up_run() returned.
+ *
+ * -compact=1 spawns the children with UP_SPAWN_COMPACT (no stack of their
+ * own: their frames are copied out of the scheduler's shared stack when they
+ * block); the lines then carry stack=compact.
  */
 #include "common.h"
 
@@ -56,9 +60,10 @@ static void driver(struct bench *b)
 	if (!pids)
 		die("out of memory for %ld pids", n);
 
+	struct up_spawn_opts o = { .flags = b->compact ? UP_SPAWN_COMPACT : 0 };
 	t0 = now_ns();
 	for (long i = 0; i < n; i++)
-		pids[i] = MUST(up_spawn(child, &c));
+		pids[i] = MUST(up_spawn_opt(child, &c, &o));
 	expect_word(MSG_ALL_READY, "all_ready");
 	t1 = now_ns();
 	rss1 = vm_rss_bytes();
@@ -71,7 +76,7 @@ static void driver(struct bench *b)
 	rss2 = vm_rss_bytes();
 	free(pids);
 
-	snprintf(params, sizeof(params), "procs=%ld check=%s", n,
+	snprintf(params, sizeof(params), "procs=%ld%s check=%s", n, b->compact ? " stack=compact" : "",
 		 bench_check(b, atomic_load(&c.ready) == n && atomic_load(&c.exited) == n));
 	bench_result(b, "%s phase=spawn_until_all_blocked ns_per_spawn=%.1f unit=ns",
 		     params, (double)(t1 - t0) / n);
@@ -91,6 +96,7 @@ int main(int argc, char **argv)
 		.driver = driver,
 		.n = 1000000,
 		.n_help = "processes",
+		.compact_help = "children with UP_SPAWN_COMPACT (a shared stack)",
 	};
 	int status;
 

@@ -184,6 +184,24 @@ struct up_spawn_opts {
 #define UP_SPAWN_PRIORITIES 0x4u
 #define UP_SPAWN_LINK       0x8u  /* link spawner and child atomically */
 #define UP_SPAWN_MONITOR    0x10u /* monitor the child: ref in monitor_ref */
+/*
+ * UP_SPAWN_COMPACT - a process for huge idle populations: no stack of its
+ * own.  It runs on its scheduler's shared stack (the runtime's stack_size,
+ * guarded like any stack); when it leaves the CPU and another compact
+ * process needs that stack, the part it uses (a few hundred bytes for a
+ * process blocked in a receive) is copied out, and back when it runs again.
+ * An idle compact process costs half a page (its control block and saved
+ * frames share a 2 KiB slot) instead of a page, and a spawn touches no new
+ * stack memory.  The price: a copy of the used frames per switch between
+ * two compact processes of one scheduler, and one rule:
+ *   the address of a compact process's local variable is valid only while
+ *   that process runs.  Do not give it to another process (as a spawn
+ *   argument: up_spawn returns -EFAULT) or keep it across a blocking call
+ *   in a structure someone else reads.  The runtime's own calls are safe:
+ *   up_io_* buffers on the stack are bounced through the process's memory.
+ * stack_size must be 0 (the shared stack is the runtime's stack_size).
+ */
+#define UP_SPAWN_COMPACT    0x20u
 
 /* Mailbox policies (see mailbox_limit). */
 /* A send to the full mailbox returns -EAGAIN and delivers nothing. */
@@ -207,6 +225,7 @@ struct up_spawn_opts {
  * order of processes spawned together.
  *
  * Returns the new pid (> 0), or
+ *   -EFAULT  the caller is a compact process and arg points into its stack;
  *   -EINVAL  fn is NULL;
  *   -EAGAIN  max_processes are alive;
  *   -ENOMEM  no memory for its region;
@@ -222,7 +241,10 @@ up_pid up_spawn(up_fn fn, void *arg);
  * than the runtime's stack_size; mailboxes over UP_MAX_MAILBOXES.  Placement
  * fields whose flag is not set are ignored; a mailbox_limit or
  * mailbox_policy set on a mailbox the process does not have, a policy that
- * is not UP_MAILBOX_*, or a limit over UP_MAILBOX_LIMIT_MAX is -EINVAL too.
+ * is not UP_MAILBOX_*, or a limit over UP_MAILBOX_LIMIT_MAX is -EINVAL too,
+ * as is a stack_size with UP_SPAWN_COMPACT.
+ * -EFAULT: the caller is a compact process and arg points into its stack
+ * (which other processes overwrite while it waits; see UP_SPAWN_COMPACT).
  */
 up_pid up_spawn_opt(up_fn fn, void *arg, struct up_spawn_opts *opts);
 
@@ -266,6 +288,9 @@ int up_consume(unsigned n);
 #define UP_SHUTDOWN    ((up_term)(12 << 3)) /* shutdown */
 #define UP_STACK_OVERFLOW ((up_term)(15 << 3)) /* stack_overflow */
 #define UP_HEAP_LIMIT  ((up_term)(16 << 3)) /* heap_limit */
+/* no_memory: the runtime could not save a compact process's frames (see
+ * UP_SPAWN_COMPACT); the process ends where it waited. */
+#define UP_NO_MEMORY   ((up_term)(19 << 3))
 
 /*
  * up_exit - OTP's exit/1 and exit/2.
@@ -558,7 +583,9 @@ struct up_sup_spec {
  * process, and return when all its children have been started: the
  * supervisor's pid, or -EINVAL (bad spec: no period, duplicate or non-atom
  * ids, NULL start), -EPERM outside a process, -ENOMEM, -ECHILD (a child
- * could not be started; the supervisor has stopped).
+ * could not be started; the supervisor has stopped), -EFAULT when called
+ * from a compact process (the supervisor reads its start arguments from the
+ * caller's stack: see UP_SPAWN_COMPACT).
  */
 up_pid up_supervisor_start(const struct up_sup_spec *spec);
 /* The supervisor's body, for a child spec that is itself a supervisor (arg:

@@ -40,7 +40,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const predefined[] = {
 	"normal", "kill", "killed", "noproc", "true", "false", "undefined", "ok",
 	"error", "EXIT", "DOWN", "process", "shutdown", "noconnection", "timeout",
-	"stack_overflow", "heap_limit", "nonode@nohost", "$gen_call",
+	"stack_overflow", "heap_limit", "nonode@nohost", "$gen_call", "no_memory",
 };
 
 static uint32_t hash_name(const char *s, size_t n)

@@ -46,9 +46,12 @@ static void die_of_stack_overflow(struct up__proc *p)
 	up__sched_leave_dead(p);
 }
 
-static int in_guard(struct up__proc *p, uintptr_t addr)
+/* The guard page below p's stack: its slot's, or its scheduler's shared
+ * stack's for a compact process. */
+static int in_guard(struct up__sched *s, struct up__proc *p, uintptr_t addr)
 {
-	uintptr_t lo = (uintptr_t)up__slot_base(p->slot) + up__regions.layout.heap_size;
+	uintptr_t lo = p->compact ? (uintptr_t)s->sstack.lo - UP__PAGE
+				  : (uintptr_t)up__slot_base(p->slot) + up__regions.layout.heap_size;
 	return addr >= lo && addr < lo + UP__PAGE;
 }
 
@@ -58,10 +61,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc_)
 	struct up__proc *p = s ? s->current : NULL;
 	ucontext_t *uc = uc_;
 
-	if (p && in_guard(p, (uintptr_t)si->si_addr)) {
+	if (p && in_guard(s, p, (uintptr_t)si->si_addr)) {
 		/* Resume on the top of the dying process's stack, 16-aligned
 		 * before the trampoline's "call" (as at a function entry). */
-		uintptr_t sp = ((uintptr_t)p - 512) & ~(uintptr_t)15;
+		uintptr_t top = p->compact ? (uintptr_t)s->sstack.hi : (uintptr_t)p;
+		uintptr_t sp = (top - 512) & ~(uintptr_t)15;
 		uc->uc_mcontext.gregs[REG_RSP] = (greg_t)(sp - 8);
 		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)die_of_stack_overflow;
 		uc->uc_mcontext.gregs[REG_RDI] = (greg_t)(uintptr_t)p;

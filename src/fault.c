@@ -35,6 +35,7 @@ static const char *const names[UP__F_COUNT] = {
 	[UP__F_ACCEPT_CQE] = "accept_cqe",
 	[UP__F_SHORT_WRITE] = "short_write",
 	[UP__F_RING_SETUP] = "ring_setup",
+	[UP__F_SAVE_BLOCK] = "save_block",
 };
 
 int up__fault_slow(enum up__fault_site site)

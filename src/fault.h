@@ -38,6 +38,7 @@ enum up__fault_site {
 	UP__F_ACCEPT_CQE,    /* an accepted connection replaced by an errno */
 	UP__F_SHORT_WRITE,   /* a write/send request cut to half (>= 1 byte) */
 	UP__F_RING_SETUP,    /* io_uring setup of a scheduler at up_run */
+	UP__F_SAVE_BLOCK,    /* a compact process's frames past its save area */
 	UP__F_COUNT
 };
 

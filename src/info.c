@@ -58,7 +58,8 @@ static int info_of(up_pid pid, struct up_info *info)
 	info->pid = pid;
 	info->scheduler = s->index;
 	info->node = s->node;
-	info->region_bytes = up__regions.layout.slot_size;
+	info->region_bytes = RD(p->compact) ? (size_t)1 << up__regions.layout.compact_shift
+					    : up__regions.layout.slot_size;
 	info->stack_bytes = up__regions.layout.stack_size;
 	info->mailboxes = RD(p->nmb);
 	if (s == self && p->state != UP__P_ZOMBIE) {

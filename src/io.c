@@ -122,11 +122,45 @@ static int wait_op(struct up__sched *s, struct up__proc *p, struct io_uring_sqe 
 	return p->io.res;
 }
 
+/*
+ * A compact process's stack belongs to other compact processes while it
+ * waits (shared_stack.h), and the kernel reads and writes a request's buffer
+ * after the process has left the CPU (even the submission comes later, from
+ * the scheduler).  A buffer on that stack is replaced by the process's
+ * bounce block for the request: filled from buf when copy_in (writes,
+ * addresses), copied back by the caller (reads).  The block lives until the
+ * process's next request, or its release (a request can outlive a killed
+ * process: see the zombie state).  *use: buf itself or the block.  0, or
+ * -ENOMEM.
+ */
+static int bounce(struct up__sched *s, struct up__proc *p, const void *buf, size_t len,
+		  int copy_in, void **use)
+{
+	*use = (void *)buf;
+	if (up_likely(!p->compact || !len || !up__sstack_holds(&s->sstack, buf, len)))
+		return 0;
+	if (len > p->io.bounce_cap) {
+		void *b = up__side_alloc(p, len);
+		if (!b)
+			return -ENOMEM;
+		if (p->io.bounce)
+			up__side_free(p, p->io.bounce, p->io.bounce_cap);
+		p->io.bounce = b;
+		p->io.bounce_cap = len;
+	}
+	if (copy_in)
+		memcpy(p->io.bounce, buf, len);
+	*use = p->io.bounce;
+	return 0;
+}
+
 /* Start a request for the calling process on fd with buffer buf/len
  * (checked: NULL only with len 0): its SQE (and room for a linked
- * timeout), or NULL with *err set. */
-static struct io_uring_sqe *start(struct up__sched **sp, struct up__proc **pp, int fd,
-				  const void *buf, size_t len, int64_t timeout_ns, int *err)
+ * timeout), or NULL with *err set.  *use: the buffer to give the kernel
+ * (buf, or its bounce block: see bounce()). */
+static struct io_uring_sqe *start_buf(struct up__sched **sp, struct up__proc **pp, int fd,
+				      const void *buf, size_t len, int copy_in, void **use,
+				      int64_t timeout_ns, int *err)
 {
 	struct up__proc *p = current();
 	if (!p) {
@@ -142,6 +176,8 @@ static struct io_uring_sqe *start(struct up__sched **sp, struct up__proc **pp, i
 		return NULL;
 	}
 	struct up__sched *s = up__self_sched;
+	if (use && (*err = bounce(s, p, buf, len, copy_in, use)) != 0)
+		return NULL;
 	reserve(s, 2);
 	*sp = s;
 	*pp = p;
@@ -151,19 +187,26 @@ static struct io_uring_sqe *start(struct up__sched **sp, struct up__proc **pp, i
 	return sqe;
 }
 
+/* start_buf() for a request without a buffer. */
+static struct io_uring_sqe *start(struct up__sched **sp, struct up__proc **pp, int fd,
+				  int64_t timeout_ns, int *err)
+{
+	return start_buf(sp, pp, fd, NULL, 0, 0, NULL, timeout_ns, err);
+}
+
 #define RW_MAX 0x7ffff000u /* read(2)'s own limit per call */
 
 /* Memcheck does not see the kernel write received bytes through the ring:
  * they would stay "undefined" to it.  Say they are defined (a few
  * instructions that do nothing outside Valgrind). */
-static inline ssize_t received(void *buf, ssize_t r)
+static inline ssize_t received(void *buf, void *used, ssize_t r)
 {
 #if UP_HAVE_VALGRIND_H
 	if (r > 0)
-		(void)VALGRIND_MAKE_MEM_DEFINED(buf, (size_t)r);
-#else
-	(void)buf;
+		(void)VALGRIND_MAKE_MEM_DEFINED(used, (size_t)r);
 #endif
+	if (r > 0 && used != buf)
+		memcpy(buf, used, (size_t)r); /* from the bounce block */
 	return r;
 }
 
@@ -172,11 +215,14 @@ ssize_t up_io_read(int fd, void *buf, size_t len, int64_t timeout_ns)
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, buf, len, timeout_ns, &err);
+	void *use;
+	if (len > RW_MAX)
+		len = RW_MAX;
+	struct io_uring_sqe *sqe = start_buf(&s, &p, fd, buf, len, 0, &use, timeout_ns, &err);
 	if (!sqe)
 		return err;
-	io_uring_prep_read(sqe, fd, buf, (unsigned)(len > RW_MAX ? RW_MAX : len), (__u64)-1);
-	return received(buf, wait_op(s, p, sqe, timeout_ns));
+	io_uring_prep_read(sqe, fd, use, (unsigned)len, (__u64)-1);
+	return received(buf, use, wait_op(s, p, sqe, timeout_ns));
 }
 
 ssize_t up_io_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ns)
@@ -184,11 +230,12 @@ ssize_t up_io_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ns)
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, buf, len, timeout_ns, &err);
+	void *use;
+	struct io_uring_sqe *sqe = start_buf(&s, &p, fd, buf, len, 0, &use, timeout_ns, &err);
 	if (!sqe)
 		return err;
-	io_uring_prep_recv(sqe, fd, buf, len, flags);
-	return received(buf, wait_op(s, p, sqe, timeout_ns));
+	io_uring_prep_recv(sqe, fd, use, len, flags);
+	return received(buf, use, wait_op(s, p, sqe, timeout_ns));
 }
 
 /* Write or send all of buf; the deadline covers the whole loop. */
@@ -211,11 +258,13 @@ static ssize_t write_all(int fd, const void *buf, size_t len, int flags, int is_
 			if (left <= 0)
 				return -ETIMEDOUT;
 		}
-		struct io_uring_sqe *sqe = start(&s, &p, fd, buf, len, left, &err);
-		if (!sqe)
-			return err;
 		const char *b = (const char *)buf + done;
 		size_t n = len - done;
+		void *use;
+		struct io_uring_sqe *sqe = start_buf(&s, &p, fd, b, n, 1, &use, left, &err);
+		if (!sqe)
+			return err;
+		b = use;
 		n = up__fault(UP__F_SHORT_WRITE) && n > 1 ? n / 2 : n;
 		if (is_send)
 			io_uring_prep_send(sqe, fd, b, n, flags | MSG_NOSIGNAL);
@@ -246,10 +295,12 @@ int up_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, addr, addr ? addrlen : 1, timeout_ns, &err);
+	void *use;
+	struct io_uring_sqe *sqe = start_buf(&s, &p, fd, addr, addr ? addrlen : 1, 1, &use,
+					     timeout_ns, &err);
 	if (!sqe)
 		return err;
-	io_uring_prep_connect(sqe, fd, addr, addrlen);
+	io_uring_prep_connect(sqe, fd, use, addrlen);
 	return wait_op(s, p, sqe, timeout_ns);
 }
 
@@ -267,7 +318,7 @@ int up_io_close(int fd)
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, NULL, 0, UP_INFINITY, &err);
+	struct io_uring_sqe *sqe = start(&s, &p, fd, UP_INFINITY, &err);
 	if (!sqe)
 		return err;
 	forget_owned(p, fd);
@@ -280,7 +331,7 @@ int up_io_shutdown(int fd, int how)
 	struct up__sched *s;
 	struct up__proc *p;
 	int err;
-	struct io_uring_sqe *sqe = start(&s, &p, fd, NULL, 0, UP_INFINITY, &err);
+	struct io_uring_sqe *sqe = start(&s, &p, fd, UP_INFINITY, &err);
 	if (!sqe)
 		return err;
 	io_uring_prep_shutdown(sqe, fd, how);
@@ -573,6 +624,10 @@ void up__io_free(struct up__proc *p)
 		up__side_free(p, a->q, a->cap * sizeof(int));
 		up__side_free(p, a, sizeof(*a));
 	}
+	if (p->io.bounce)
+		up__side_free(p, p->io.bounce, p->io.bounce_cap);
+	p->io.bounce = NULL;
+	p->io.bounce_cap = 0;
 	p->io.owned = NULL;
 	p->io.acc = NULL;
 	p->io.nowned = p->io.cap_owned = 0;

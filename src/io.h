@@ -34,6 +34,8 @@ struct up__io {
 	struct up__accept *acc;   /* multishot accept state (process heap) */
 	int *owned;               /* descriptors closed at exit (process heap) */
 	uint32_t nowned, cap_owned;
+	void *bounce;             /* a compact process's buffer copy (io.c) */
+	size_t bounce_cap;
 	struct __kernel_timespec ts; /* the linked timeout's */
 };
 

@@ -21,12 +21,28 @@
 #include "scheduler.h"
 
 #define KNOWN_FLAGS (UP_SPAWN_SCHEDULER | UP_SPAWN_NODE | UP_SPAWN_PRIORITIES | UP_SPAWN_LINK | \
-		     UP_SPAWN_MONITOR)
+		     UP_SPAWN_MONITOR | UP_SPAWN_COMPACT)
 
+/* A heap block past the slot: an mmap of its own, or (for compact
+ * processes, whose slot has no heap, and so that a million of them do not
+ * need a million mappings) a node-local block (from_node). */
 struct up__heap_map {
 	struct up__heap_map *next;
 	size_t size;
+	bool from_node;
 };
+
+static void heap_map_free(struct up__heap_map *m)
+{
+	if (m->from_node)
+		up__node_free(m, m->size);
+	else
+		munmap(m, m->size);
+}
+
+/* Compact heap blocks up to this size come from node memory. */
+#define NODE_HEAP_MAX ((size_t)256 << 10)
+#define COMPACT_HEAP_FIRST ((size_t)1 << 10)
 
 /* The scheduler index for o, or -EINVAL. */
 static int pick_scheduler(const struct up_spawn_opts *o, struct up__sched *self)
@@ -55,7 +71,8 @@ static int check_opts(const struct up_spawn_opts *o)
 	if (!o)
 		return 0;
 	if ((o->flags & ~KNOWN_FLAGS) || o->mailboxes > UP_MAX_MAILBOXES ||
-	    o->stack_size > up__regions.layout.stack_size)
+	    o->stack_size > up__regions.layout.stack_size ||
+	    ((o->flags & UP_SPAWN_COMPACT) && o->stack_size))
 		return -EINVAL;
 	unsigned nmb = o->mailboxes ? o->mailboxes : 1;
 	for (unsigned i = 0; i < UP_MAX_MAILBOXES; i++) {
@@ -95,6 +112,11 @@ static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn
 	unsigned sigflags = o ? o->flags & (UP_SPAWN_LINK | UP_SPAWN_MONITOR) : 0;
 	if (sigflags && !(self && self->current))
 		return -EINVAL; /* link/monitor need a spawning process */
+	/* A compact caller's locals are overwritten while it waits: the
+	 * child would read another process's frames. */
+	if (self && self->current && self->current->compact && up__sstack_holds(&self->sstack, arg, 1))
+		return -EFAULT;
+	bool compact = o && (o->flags & UP_SPAWN_COMPACT);
 	int ti = pick_scheduler(o, self);
 	if (ti < 0)
 		return ti;
@@ -105,7 +127,8 @@ static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn
 		return -ENOMEM;
 	if ((r = up__live_acquire(self)) != 0)
 		goto fail;
-	int64_t slot = up__region_take(self ? &self->regions : NULL, t->node);
+	int64_t slot = up__region_take(self ? &self->regions : NULL, t->node,
+				       compact ? UP__CLASS_COMPACT : UP__CLASS_STACK);
 	if (slot < 0) {
 		up__live_undo(self);
 		r = (int)slot;
@@ -134,8 +157,9 @@ static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn
 	order_mailboxes(p, o);
 	up__mailbox_limits_init(p, o);
 	char *base = up__slot_base((uint32_t)slot);
+	p->compact = compact;
 	p->heap_cur = base;
-	p->heap_end = base + up__regions.layout.heap_size;
+	p->heap_end = compact ? base : base + up__regions.layout.heap_size;
 	p->heap_used = 0;
 	p->heap_slot_used = 0;
 	p->heap_limit = o ? o->heap_limit : 0;
@@ -150,21 +174,31 @@ static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn
 	p->named = 0;
 	p->asan_fake_stack = NULL;
 	p->exit_reason = 0;
-	char *stack_lo = base + up__regions.layout.heap_size + UP__PAGE;
-	p->vg_stack = up__fiber_stack_register(stack_lo, (char *)p);
 	p->tsan_fiber = up__fiber_tsan_create();
-	p->sp = up__fiber_init((char *)p, up__proc_main, p);
+	p->save_block = NULL;
+	p->save_cap = 0;
+	if (compact) {
+		/* Its first frame is built on the shared stack when it first
+		 * runs (shared_stack.c). */
+		p->vg_stack = 0;
+		p->sp = NULL;
+	} else {
+		char *stack_lo = up__slot_stack_lo((uint32_t)slot);
+		p->vg_stack = up__fiber_stack_register(stack_lo, (char *)p);
+		p->sp = up__fiber_init((char *)p, up__proc_main, p);
+	}
 	if (sigflags && (r = up__signal_spawn(self->current, p, sigflags, &o->monitor_ref)) != 0) {
 		/* Not published yet: give everything back. */
 		up__fiber_stack_deregister(p->vg_stack);
 		up__fiber_tsan_destroy(p->tsan_fiber);
 		p->tsan_fiber = NULL;
+		size_t dirty = p->heap_maps ? p->heap_slot_used : (size_t)(p->heap_cur - base);
 		while (p->heap_maps) {
 			struct up__heap_map *m = p->heap_maps;
 			p->heap_maps = m->next;
-			munmap(m, m->size);
+			heap_map_free(m);
 		}
-		up__region_give(&self->regions, p->slot, (size_t)(p->heap_cur - base));
+		up__region_give(&self->regions, p->slot, dirty);
 		up__live_undo(self);
 		goto fail;
 	}
@@ -297,18 +331,29 @@ int up__region_node(up_pid pid)
 
 static void *heap_grow(struct up__proc *p, size_t size)
 {
-	size_t last = p->heap_maps ? p->heap_maps->size : up__regions.layout.heap_size;
+	size_t last = p->heap_maps ? p->heap_maps->size
+				   : p->compact ? COMPACT_HEAP_FIRST / 2 : up__regions.layout.heap_size;
 	size_t want = size + sizeof(struct up__heap_map);
 	size_t len = last * 2 > want ? last * 2 : want;
-	len = (len + UP__PAGE - 1) & ~(UP__PAGE - 1);
-	struct up__heap_map *m = UP_FAULT_MAP(UP__F_HEAP_MAP, mmap(NULL, len, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
-	if (m == MAP_FAILED)
-		return NULL;
+	struct up__heap_map *m;
+	bool from_node = p->compact && len <= NODE_HEAP_MAX;
+	if (from_node) {
+		len = (len + 15) & ~(size_t)15;
+		m = UP_FAULT_PTR(UP__F_HEAP_MAP, up__local_alloc(len));
+		if (!m)
+			return NULL;
+	} else {
+		len = (len + UP__PAGE - 1) & ~(UP__PAGE - 1);
+		m = UP_FAULT_MAP(UP__F_HEAP_MAP, mmap(NULL, len, PROT_READ | PROT_WRITE,
+						      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+		if (m == MAP_FAILED)
+			return NULL;
+	}
 	if (!p->heap_maps)
 		p->heap_slot_used = (size_t)(p->heap_cur - up__slot_base(p->slot));
 	m->next = p->heap_maps;
 	m->size = len;
+	m->from_node = from_node;
 	p->heap_maps = m;
 	p->heap_cur = (char *)m + ((sizeof(*m) + 15) & ~(size_t)15);
 	p->heap_end = (char *)m + len;
@@ -413,9 +458,10 @@ int up_heap_reset(long mark)
 	 * check is on integers: a bogus mark must not be pointer arithmetic. */
 	struct up__heap_map *keep = p->heap_maps;
 	char *base = up__slot_base(p->slot);
+	char *slot_heap_end = p->compact ? base : base + up__regions.layout.heap_size;
 	for (;;) {
 		uintptr_t lo = (uintptr_t)(keep ? (char *)keep : base);
-		uintptr_t hi = (uintptr_t)(keep ? (char *)keep + keep->size : base + up__regions.layout.heap_size);
+		uintptr_t hi = (uintptr_t)(keep ? (char *)keep + keep->size : slot_heap_end);
 		uintptr_t cur = keep == p->heap_maps ? (uintptr_t)p->heap_cur : hi;
 		if (m_addr >= lo && m_addr <= cur && cur - m_addr >= sizeof(struct mark))
 			break;
@@ -429,12 +475,12 @@ int up_heap_reset(long mark)
 	while (p->heap_maps != keep) {
 		struct up__heap_map *h = p->heap_maps;
 		p->heap_maps = h->next;
-		munmap(h, h->size);
+		heap_map_free(h);
 	}
 	p->heap_used = ((struct mark *)m)->used;
 	((struct mark *)m)->magic = 0;
 	p->heap_cur = m;
-	p->heap_end = keep ? (char *)keep + keep->size : base + up__regions.layout.heap_size;
+	p->heap_end = keep ? (char *)keep + keep->size : slot_heap_end;
 	return 0;
 }
 
@@ -532,18 +578,24 @@ void up__proc_release(struct up__sched *s, struct up__proc *p)
 	while (p->heap_maps) {
 		struct up__heap_map *m = p->heap_maps;
 		p->heap_maps = m->next;
-		munmap(m, m->size);
+		heap_map_free(m);
 	}
-	up__fiber_stack_deregister(p->vg_stack);
 	up__fiber_tsan_destroy(p->tsan_fiber); /* it left for good: not current */
 	p->tsan_fiber = NULL;
-	char *stack_lo = up__slot_base(p->slot) + up__regions.layout.heap_size + UP__PAGE;
-	up__fiber_stack_reset(stack_lo, (size_t)((char *)p - stack_lo));
-	/* A warm slot keeps the pages its process touched; one that overflowed
-	 * touched them all: give those back (all but the control block's). */
-	if (p->exit_reason == UP_STACK_OVERFLOW)
-		(void)madvise(stack_lo, (size_t)(((uintptr_t)p & ~(UP__PAGE - 1)) - (uintptr_t)stack_lo),
-			      MADV_DONTNEED);
+	if (p->compact) {
+		heap_dirty = 0;
+		up__sstack_forget(&s->sstack, p);
+	} else {
+		up__fiber_stack_deregister(p->vg_stack);
+		char *stack_lo = up__slot_stack_lo(p->slot);
+		up__fiber_stack_reset(stack_lo, (size_t)((char *)p - stack_lo));
+		/* A warm slot keeps the pages its process touched; one that
+		 * overflowed touched them all: give those back (all but the
+		 * control block's). */
+		if (p->exit_reason == UP_STACK_OVERFLOW)
+			(void)madvise(stack_lo, (size_t)(((uintptr_t)p & ~(UP__PAGE - 1)) - (uintptr_t)stack_lo),
+				      MADV_DONTNEED);
+	}
 
 	up__sched_disown(s, p);
 	p->state = UP__P_FREE;

@@ -12,6 +12,8 @@
  *    sched    - the scheduler that runs it (set before the tag is
  *               published; constant while it lives).
  *    nmb      - its number of mailboxes (likewise).
+ *    compact  - it runs on its scheduler's shared stack (likewise; see
+ *               UP_SPAWN_COMPACT and scheduler.c).
  *  private (the owning scheduler's thread only): everything else, notably
  *  `state`: whether a process waits is decided by its scheduler's thread
  *  alone, so waking needs no atomic (see mailbox.c).
@@ -64,6 +66,7 @@ struct up__proc {
 	uint8_t nmb;                         /* mailboxes (constant while alive) */
 	uint8_t named;                       /* atomic: in the registry (signals.c) */
 	uint8_t limited;                     /* mailboxes with a length limit (bits) */
+	uint8_t compact;                     /* UP_SPAWN_COMPACT (constant while alive) */
 	struct up__pair inbox[UP_MAX_MAILBOXES];
 	/* ---- shared, only for mailboxes with a length limit (mailbox.c) ---- */
 	struct up__mb_limit {
@@ -108,6 +111,10 @@ struct up__proc {
 	uint64_t reds;                      /* reductions of its finished runs */
 	struct up__proc *run_prev;          /* spawn stack: the newer neighbour */
 	int64_t born_ns;                    /* when it joined the spawn stack (pass clock) */
+	/* compact processes (scheduler.c): frames saved past the slot's
+	 * save area go to a node-local block of save_cap bytes */
+	void *save_block;
+	uint32_t save_cap;
 	/* tools */
 	void *asan_fake_stack;
 	void *tsan_fiber;                   /* NULL outside TSan builds */

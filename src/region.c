@@ -52,8 +52,9 @@ int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 
 	memset(&up__regions, 0, sizeof(up__regions));
 	pthread_mutex_init(&up__regions.chunk_lock, NULL);
-	for (int i = 0; i < 64; i++)
-		pthread_mutex_init(&up__regions.pool[i].lock, NULL);
+	for (int c = 0; c < UP__CLASSES; c++)
+		for (int i = 0; i < 64; i++)
+			pthread_mutex_init(&up__regions.pool[c][i].lock, NULL);
 	l->proc_size = (proc_size + 63) & ~(size_t)63;
 	/* Above the stack: the control block and its colour offsets. */
 	top = l->proc_size + (UP__COLORS << 6);
@@ -63,6 +64,10 @@ int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 	/* The heap takes what the power-of-two rounding leaves (>= asked),
 	 * page-aligned so the guard page is one. */
 	l->heap_size = (l->slot_size - UP__PAGE - stack_size - top) & ~(UP__PAGE - 1);
+	/* A compact slot: the block and at least as many bytes of saved
+	 * frames (a process blocked in a receive leaves a few hundred). */
+	l->compact_shift = log2_ceil(2 * l->proc_size);
+	l->save_size = ((size_t)1 << l->compact_shift) - l->proc_size;
 	up__regions.guard_supported = true;
 	return 0;
 }
@@ -71,22 +76,27 @@ void up__regions_fini(void)
 {
 	for (uint32_t i = 0; i < up__regions.nchunks; i++) {
 		struct up__chunk *ch = up__regions.chunk[i];
-		munmap(ch->base, (size_t)UP__CHUNK_SLOTS << up__regions.layout.slot_shift);
+		munmap(ch->base, (size_t)UP__CHUNK_SLOTS << ch->shift);
 		free(ch);
 		up__regions.chunk[i] = NULL;
 	}
-	for (int i = 0; i < 64; i++) {
-		free(up__regions.pool[i].free);
-		pthread_mutex_destroy(&up__regions.pool[i].lock);
-	}
+	for (int c = 0; c < UP__CLASSES; c++)
+		for (int i = 0; i < 64; i++) {
+			free(up__regions.pool[c][i].free);
+			pthread_mutex_destroy(&up__regions.pool[c][i].lock);
+		}
 	pthread_mutex_destroy(&up__regions.chunk_lock);
 	up__regions.nchunks = 0;
 }
 
-/* A new chunk for node; caller holds the node pool's lock.  0 or -errno. */
-static int chunk_new(struct up__node_pool *pool, int node)
+/* A new chunk of class cls for node; caller holds the node pool's lock.
+ * 0 or -errno. */
+static int chunk_new(struct up__node_pool *pool, int node, int cls)
 {
-	size_t len = (size_t)UP__CHUNK_SLOTS << up__regions.layout.slot_shift;
+	const struct up__region_layout *l = &up__regions.layout;
+	unsigned shift = cls == UP__CLASS_COMPACT ? l->compact_shift : l->slot_shift;
+	size_t slot_size = (size_t)1 << shift;
+	size_t len = (size_t)UP__CHUNK_SLOTS << shift;
 	int err = 0;
 
 	pthread_mutex_lock(&up__regions.chunk_lock);
@@ -106,21 +116,30 @@ static int chunk_new(struct up__node_pool *pool, int node)
 	ch->gen = gens[ci];
 	/* Aligned to the slot size so a slot never straddles a huge page
 	 * boundary unevenly; NORESERVE: only touched pages count. */
-	char *raw = UP_FAULT_MAP(UP__F_CHUNK_MAP, mmap(NULL, len + up__regions.layout.slot_size, PROT_READ | PROT_WRITE,
+	char *raw = UP_FAULT_MAP(UP__F_CHUNK_MAP, mmap(NULL, len + slot_size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
 	if (raw == MAP_FAILED) {
 		free(ch);
 		err = -ENOMEM;
 		goto out;
 	}
-	size_t mask = up__regions.layout.slot_size - 1;
+	size_t mask = (slot_size > UP__PAGE ? slot_size : UP__PAGE) - 1;
 	char *base = (char *)(((uintptr_t)raw + mask) & ~mask);
 	if (base > raw)
 		munmap(raw, (size_t)(base - raw));
-	munmap(base + len, (size_t)(raw + up__regions.layout.slot_size - base));
+	munmap(base + len, (size_t)(raw + len + slot_size - (base + len)));
 	(void)madvise(base, len, MADV_NOHUGEPAGE); /* one page per idle process */
 	(void)up__node_bind_range(base, len, node);
 	ch->base = base;
+	ch->shift = shift;
+	ch->cls = cls;
+	if (cls == UP__CLASS_COMPACT) {
+		ch->proc_off = (uint32_t)l->save_size;
+		ch->color_mask = 0;
+	} else {
+		ch->proc_off = (uint32_t)(slot_size - l->proc_size);
+		ch->color_mask = UP__COLORS - 1;
+	}
 	ch->node = node;
 	up__regions.chunk[ci] = ch;
 	/* Publish: readers load nchunks (acquire) before chunk[]. */
@@ -139,6 +158,8 @@ static int guard_install(uint32_t slot)
 	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
 	uint32_t i = slot & (UP__CHUNK_SLOTS - 1);
 
+	if (ch->cls == UP__CLASS_COMPACT)
+		return 0; /* no stack: the shared one is guarded */
 	/* The bitmap word is shared by 64 slots that may sit in the caches of
 	 * different schedulers: atomic (the or is paid once per slot). */
 	if (__atomic_load_n(&ch->guarded[i / 64], __ATOMIC_RELAXED) & (1ull << (i % 64)))
@@ -159,17 +180,18 @@ static int guard_install(uint32_t slot)
 	return 0;
 }
 
-/* Move up to `want` slots of node's pool into out[]; returns how many. */
-static unsigned pool_take(int node, uint32_t *out, unsigned want)
+/* Move up to `want` slots of class cls of node's pool into out[]; returns
+ * how many. */
+static unsigned pool_take(int node, int cls, uint32_t *out, unsigned want)
 {
-	struct up__node_pool *pool = &up__regions.pool[node];
+	struct up__node_pool *pool = &up__regions.pool[cls][node];
 	unsigned n = 0;
 
 	pthread_mutex_lock(&pool->lock);
 	while (n < want && pool->nfree)
 		out[n++] = pool->free[--pool->nfree];
 	while (n < want) {
-		if (pool->fresh_next == pool->fresh_end && chunk_new(pool, node) != 0)
+		if (pool->fresh_next == pool->fresh_end && chunk_new(pool, node, cls) != 0)
 			break;
 		out[n++] = pool->fresh_next++;
 	}
@@ -183,12 +205,12 @@ static int cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Return n slots to the kernel (coalescing neighbours into one madvise) and
- * to their node pool.  Guard markers survive MADV_DONTNEED. */
-static void trim_and_pool(int node, uint32_t *s, unsigned n)
+/* Return n slots of class cls to the kernel (coalescing neighbours into one
+ * madvise; of compact slots, only the pages wholly inside a run) and to
+ * their node pool.  Guard markers survive MADV_DONTNEED. */
+static void trim_and_pool(int node, int cls, uint32_t *s, unsigned n)
 {
-	struct up__node_pool *pool = &up__regions.pool[node];
-	size_t ss = up__regions.layout.slot_size;
+	struct up__node_pool *pool = &up__regions.pool[cls][node];
 
 	qsort(s, n, sizeof(*s), cmp_u32);
 	for (unsigned i = 0; i < n;) {
@@ -196,7 +218,12 @@ static void trim_and_pool(int node, uint32_t *s, unsigned n)
 		while (j < n && s[j] == s[j - 1] + 1 &&
 		       (s[j] >> UP__CHUNK_BITS) == (s[i] >> UP__CHUNK_BITS))
 			j++;
-		(void)madvise(up__slot_base(s[i]), (size_t)(j - i) * ss, MADV_DONTNEED);
+		uintptr_t lo = (uintptr_t)up__slot_base(s[i]);
+		uintptr_t hi = lo + ((size_t)(j - i) << up__slot_chunk(s[i])->shift);
+		lo = (lo + UP__PAGE - 1) & ~(UP__PAGE - 1);
+		hi &= ~(UP__PAGE - 1);
+		if (hi > lo)
+			(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 		i = j;
 	}
 	pthread_mutex_lock(&pool->lock);
@@ -225,40 +252,53 @@ int up__region_cache_init(struct up__region_cache *c, int node, unsigned warm_ma
 	c->node = node;
 	c->warm_max = warm_max;
 	c->cap = warm_max + TRIM_BATCH + REFILL;
-	c->n = 0;
-	c->slot = up__local_alloc(c->cap * sizeof(*c->slot));
-	return c->slot ? 0 : -ENOMEM;
+	for (int k = 0; k < UP__CLASSES; k++)
+		c->cls[k].slot = NULL;
+	for (int k = 0; k < UP__CLASSES; k++) {
+		c->cls[k].n = 0;
+		c->cls[k].slot = up__local_alloc(c->cap * sizeof(uint32_t));
+		if (!c->cls[k].slot) {
+			up__region_cache_fini(c);
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
 void up__region_cache_fini(struct up__region_cache *c)
 {
-	if (!c->slot)
-		return;
-	if (c->n)
-		trim_and_pool(c->node, c->slot, c->n);
-	up__node_free(c->slot, c->cap * sizeof(*c->slot));
-	c->slot = NULL;
-	c->n = 0;
+	for (int k = 0; k < UP__CLASSES; k++) {
+		if (!c->cls[k].slot)
+			continue;
+		if (c->cls[k].n)
+			trim_and_pool(c->node, k, c->cls[k].slot, c->cls[k].n);
+		up__node_free(c->cls[k].slot, c->cap * sizeof(uint32_t));
+		c->cls[k].slot = NULL;
+		c->cls[k].n = 0;
+	}
 }
 
-int64_t up__region_take(struct up__region_cache *c, int node)
+int64_t up__region_take(struct up__region_cache *c, int node, int cls)
 {
 	uint32_t slot;
 
 	if (c && c->node == node) {
-		if (up_unlikely(c->n == 0)) {
-			c->n = pool_take(node, c->slot, REFILL);
-			if (c->n == 0)
+		uint32_t *st = c->cls[cls].slot;
+		unsigned n = c->cls[cls].n;
+		if (up_unlikely(n == 0)) {
+			n = pool_take(node, cls, st, REFILL);
+			if (n == 0)
 				return up__regions.nchunks >= UP__MAX_CHUNKS ? -EAGAIN : -ENOMEM;
 			/* Lowest slot on top: spawns walk memory upwards. */
-			for (unsigned i = 0; i < c->n / 2; i++) {
-				uint32_t t = c->slot[i];
-				c->slot[i] = c->slot[c->n - 1 - i];
-				c->slot[c->n - 1 - i] = t;
+			for (unsigned i = 0; i < n / 2; i++) {
+				uint32_t t = st[i];
+				st[i] = st[n - 1 - i];
+				st[n - 1 - i] = t;
 			}
 		}
-		slot = c->slot[--c->n];
-	} else if (pool_take(node, &slot, 1) != 1) {
+		slot = st[--n];
+		c->cls[cls].n = n;
+	} else if (pool_take(node, cls, &slot, 1) != 1) {
 		return up__regions.nchunks >= UP__MAX_CHUNKS ? -EAGAIN : -ENOMEM;
 	}
 	if (up_unlikely(guard_install(slot) != 0)) {
@@ -270,10 +310,11 @@ int64_t up__region_take(struct up__region_cache *c, int node)
 
 void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirty)
 {
-	int node = up__regions.chunk[slot >> UP__CHUNK_BITS]->node;
+	struct up__chunk *ch = up__slot_chunk(slot);
+	int node = ch->node, cls = ch->cls;
 
 	if (!c || c->node != node) {
-		trim_and_pool(node, &slot, 1);
+		trim_and_pool(node, cls, &slot, 1);
 		return;
 	}
 	/* A warm slot keeps its stack page; a large dirty heap goes back now so
@@ -281,15 +322,18 @@ void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirt
 	if (heap_dirty > 4 * UP__PAGE)
 		(void)madvise(up__slot_base(slot), (heap_dirty + UP__PAGE - 1) & ~(UP__PAGE - 1),
 			      MADV_DONTNEED);
-	c->slot[c->n++] = slot;
-	if (up_unlikely(c->n >= c->warm_max + TRIM_BATCH)) {
+	uint32_t *st = c->cls[cls].slot;
+	unsigned n = c->cls[cls].n;
+	st[n++] = slot;
+	if (up_unlikely(n >= c->warm_max + TRIM_BATCH)) {
 		/* The bottom of the LIFO is the coldest: trim it. */
 		uint32_t batch[TRIM_BATCH];
-		memcpy(batch, c->slot, sizeof(batch));
-		memmove(c->slot, c->slot + TRIM_BATCH, (c->n - TRIM_BATCH) * sizeof(*c->slot));
-		c->n -= TRIM_BATCH;
-		trim_and_pool(node, batch, TRIM_BATCH);
+		memcpy(batch, st, sizeof(batch));
+		memmove(st, st + TRIM_BATCH, (n - TRIM_BATCH) * sizeof(*st));
+		n -= TRIM_BATCH;
+		trim_and_pool(node, cls, batch, TRIM_BATCH);
 	}
+	c->cls[cls].n = n;
 }
 
 uint32_t up__region_next_gen(uint32_t slot)

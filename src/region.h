@@ -25,6 +25,17 @@
  *  - slots are cached per scheduler, warm (pages resident) up to
  *    warm_regions; beyond that batches are trimmed (MADV_DONTNEED on
  *    coalesced ranges) and returned to their node's pool.
+ *
+ * Two classes of slot, each in chunks of its own (a chunk records its slot
+ * size, so a pid still finds its control block with a shift and an add):
+ *  - stack slots, as above, for processes with a stack of their own;
+ *  - compact slots (UP_SPAWN_COMPACT): 2 KiB, no heap, no stack, no guard:
+ *
+ *      [ saved frames (save area) | proc ]
+ *
+ *    such a process runs on its scheduler's shared stack, and the frames it
+ *    leaves there are copied into the save area when another compact
+ *    process needs the stack (scheduler.c).  Two processes share a page.
  */
 #ifndef UP_REGION_H
 #define UP_REGION_H
@@ -45,8 +56,14 @@
 
 struct up__proc;
 
+enum { UP__CLASS_STACK = 0, UP__CLASS_COMPACT = 1, UP__CLASSES = 2 };
+
 struct up__chunk {
 	char *base;                 /* UP__CHUNK_SLOTS slots */
+	unsigned shift;             /* log2 of its slot size */
+	uint32_t proc_off;          /* slot base to the uncoloured control block */
+	uint32_t color_mask;        /* UP__COLORS - 1; 0 for compact slots */
+	int cls;                    /* UP__CLASS_* */
 	int node;                   /* program-visible node */
 	uint32_t *gen;              /* UP__CHUNK_SLOTS generations (kept) */
 	uint64_t guarded[UP__CHUNK_SLOTS / 64];
@@ -59,6 +76,8 @@ struct up__region_layout {
 	size_t heap_size;    /* in-slot heap bytes */
 	size_t stack_size;   /* from the guard page to the control block */
 	size_t proc_size;    /* bytes reserved for the control block */
+	unsigned compact_shift; /* log2 of a compact slot's size */
+	size_t save_size;    /* a compact slot's save area (below its block) */
 };
 
 /* Per-node pool of cold slots (lock: node pools are touched rarely). */
@@ -70,11 +89,14 @@ struct up__node_pool {
 	uint32_t fresh_end;
 };
 
-/* Per-scheduler cache of free slots (owner thread only). */
+/* Per-scheduler cache of free slots of each class (owner thread only). */
 struct up__region_cache {
 	int node;
-	uint32_t *slot;        /* LIFO: the top is the warmest */
-	unsigned n, cap, warm_max;
+	struct {
+		uint32_t *slot;    /* LIFO: the top is the warmest */
+		unsigned n;
+	} cls[UP__CLASSES];
+	unsigned cap, warm_max;
 };
 
 struct up__regions {
@@ -82,7 +104,7 @@ struct up__regions {
 	struct up__chunk *chunk[UP__MAX_CHUNKS];
 	uint32_t nchunks;                 /* under chunk_lock */
 	pthread_mutex_t chunk_lock;
-	struct up__node_pool pool[64];
+	struct up__node_pool pool[UP__CLASSES][64];
 	bool guard_supported;
 };
 
@@ -94,20 +116,30 @@ int up__region_cache_init(struct up__region_cache *c, int node, unsigned warm_ma
 /* Give every cached slot back to its node pool (scheduler stop). */
 void up__region_cache_fini(struct up__region_cache *c) UP_INTERNAL;
 
-/* A free slot on `node` from cache c (NULL: from the node pool, locked).
- * Its guard page is installed.  Returns the slot number, or -ENOMEM /
- * -EAGAIN (slot numbers exhausted). */
-int64_t up__region_take(struct up__region_cache *c, int node) UP_INTERNAL;
+/* A free slot of class cls (UP__CLASS_*) on `node` from cache c (NULL: from
+ * the node pool, locked).  A stack slot has its guard page installed.
+ * Returns the slot number, or -ENOMEM / -EAGAIN (slot numbers exhausted). */
+int64_t up__region_take(struct up__region_cache *c, int node, int cls) UP_INTERNAL;
 /* Return a dead process's slot (to c, or to the node pool when c is NULL or
  * of another node).  heap_dirty: bytes of in-slot heap it used. */
 void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirty) UP_INTERNAL;
 /* Next generation of a slot being handed to a new process. */
 uint32_t up__region_next_gen(uint32_t slot) UP_INTERNAL;
 
+static inline struct up__chunk *up__slot_chunk(uint32_t slot)
+{
+	return up__regions.chunk[slot >> UP__CHUNK_BITS];
+}
+
 static inline char *up__slot_base(uint32_t slot)
 {
-	struct up__chunk *ch = up__regions.chunk[slot >> UP__CHUNK_BITS];
-	return ch->base + ((size_t)(slot & (UP__CHUNK_SLOTS - 1)) << up__regions.layout.slot_shift);
+	struct up__chunk *ch = up__slot_chunk(slot);
+	return ch->base + ((size_t)(slot & (UP__CHUNK_SLOTS - 1)) << ch->shift);
+}
+
+static inline bool up__slot_compact(uint32_t slot)
+{
+	return up__slot_chunk(slot)->cls == UP__CLASS_COMPACT;
 }
 
 /* Control blocks (and so stack tops) are coloured by slot: 16 positions
@@ -116,8 +148,9 @@ static inline char *up__slot_base(uint32_t slot)
 #define UP__COLORS 16u
 static inline struct up__proc *up__slot_proc(uint32_t slot)
 {
-	return (struct up__proc *)(up__slot_base(slot) + up__regions.layout.slot_size -
-				   up__regions.layout.proc_size - ((slot % UP__COLORS) << 6));
+	struct up__chunk *ch = up__slot_chunk(slot);
+	return (struct up__proc *)(ch->base + ((size_t)(slot & (UP__CHUNK_SLOTS - 1)) << ch->shift) +
+				   ch->proc_off - ((slot & ch->color_mask) << 6));
 }
 
 static inline uint32_t up__pid_slot(up_pid pid) { return (uint32_t)pid & ((1u << UP__SLOT_BITS) - 1); }
@@ -134,6 +167,12 @@ static inline struct up__proc *up__pid_proc(up_pid pid)
 	if (up_unlikely(ci >= __atomic_load_n(&up__regions.nchunks, __ATOMIC_ACQUIRE)))
 		return NULL;
 	return up__slot_proc(slot);
+}
+
+/* The stack of a stack-class slot: [lo, the control block). */
+static inline char *up__slot_stack_lo(uint32_t slot)
+{
+	return up__slot_base(slot) + up__regions.layout.heap_size + UP__PAGE;
 }
 
 /* The node of the region of live process pid (>= 0), or -ESRCH. */

@@ -277,8 +277,10 @@ static inline void account(struct up__sched *s, struct up__proc *p)
 static inline __attribute__((always_inline)) void leave_for(struct up__sched *s, void **fake_save, struct up__proc *to)
 {
 #if UP_ASAN
-	if (to) {
-		char *lo = up__slot_base(to->slot) + up__regions.layout.heap_size + UP__PAGE;
+	if (to && to->compact) {
+		up__fiber_leave(fake_save, s->sstack.lo, (size_t)(s->sstack.hi - s->sstack.lo));
+	} else if (to) {
+		char *lo = up__slot_stack_lo(to->slot);
 		up__fiber_leave(fake_save, lo, (size_t)((char *)to - lo));
 	} else {
 		up__fiber_leave(fake_save, s->stack_lo, s->stack_size);
@@ -297,16 +299,42 @@ static inline struct up__proc *next_direct(struct up__sched *s)
 	return next_runnable(s);
 }
 
+/*
+ * Compact processes share the scheduler's stack (shared_stack.h): before
+ * one runs, its frames must be in place.  The copy cannot run on the shared
+ * stack itself, so a compact process hands the CPU to another compact
+ * process through the scheduler context (s->handoff); a process with a
+ * stack of its own copies on its own stack and switches directly.  Returns
+ * q, or NULL when p (compact) must go through the scheduler context.
+ */
+static inline struct up__proc *place(struct up__sched *s, struct up__proc *p, struct up__proc *q)
+{
+	if (up_likely(!q || !q->compact || s->sstack.owner == q))
+		return q;
+	if (p->compact) {
+		s->handoff = q;
+		return NULL;
+	}
+	up__sstack_take(&s->sstack, q);
+	return q;
+}
+
 static inline void run(struct up__sched *s, struct up__proc *p)
 {
-	start_running(s, p);
-	leave_for(s, &s->asan_fake_stack, p);
-	up__fiber_switch(&s->sp, p->sp);
-	up__fiber_arrived(s->asan_fake_stack, NULL, NULL);
-	s->current = NULL;
-	__atomic_store_n(&s->running, NULL, __ATOMIC_RELAXED);
-	UP__STAT(s, switches, 1);
-	after_switch(s);
+	do {
+		if (up_unlikely(p->compact) && s->sstack.owner != p)
+			up__sstack_take(&s->sstack, p);
+		start_running(s, p);
+		leave_for(s, &s->asan_fake_stack, p);
+		up__fiber_switch(&s->sp, p->sp);
+		up__fiber_arrived(s->asan_fake_stack, NULL, NULL);
+		s->current = NULL;
+		__atomic_store_n(&s->running, NULL, __ATOMIC_RELAXED);
+		UP__STAT(s, switches, 1);
+		after_switch(s);
+		p = s->handoff;
+		s->handoff = NULL;
+	} while (p);
 }
 
 void up__sched_leave(struct up__proc *p)
@@ -316,6 +344,7 @@ void up__sched_leave(struct up__proc *p)
 
 	account(s, p);
 	s->prev = p;
+	q = place(s, p, q);
 	if (q) {
 		start_running(s, q);
 		leave_for(s, &p->asan_fake_stack, q);
@@ -338,6 +367,7 @@ void up__sched_leave_dead(struct up__proc *p)
 
 	p->state = UP__P_EXITING;
 	s->prev = p;
+	q = place(s, p, q);
 	if (q) {
 		start_running(s, q);
 		leave_for(s, NULL, q);
@@ -641,6 +671,8 @@ static int thread_init(struct up__sched *s)
 	s->msgs.node = s->node;
 	if ((r = up__crash_thread_init(&s->alt_stack)) != 0)
 		return r;
+	if ((r = up__sstack_init(&s->sstack, up__regions.layout.stack_size, s->node)) != 0)
+		return r;
 	return up__region_cache_init(&s->regions, s->node, up__rt.warm_regions);
 }
 
@@ -739,6 +771,7 @@ void up__sched_cleanup(struct up__sched *s)
 	}
 	while (s->all)
 		up__proc_reap(s, s->all);
+	up__sstack_fini(&s->sstack);
 	up__self_sched = NULL;
 	up__live_flush(s);
 	up__timer_fini(&s->timers);

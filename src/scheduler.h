@@ -25,6 +25,7 @@
 #include "msg.h"
 #include "proc.h"
 #include "region.h"
+#include "shared_stack.h"
 #include "timer.h"
 #include "debug.h"
 
@@ -43,6 +44,8 @@ struct up__sched {
 	int index, node, cpu;
 	struct up__proc *current;
 	struct up__proc *prev;            /* left the CPU, not yet requeued/reaped */
+	struct up__proc *handoff;         /* to run next, from the scheduler context (compact) */
+	struct up__sstack sstack;         /* where its compact processes run */
 	unsigned turn;                    /* switches, for periodic polling */
 	int budget;                       /* reductions left to `current` */
 	void *sp;                         /* saved scheduler context */

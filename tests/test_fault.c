@@ -557,6 +557,43 @@ static void c_chunk_map(up_pid by)
 		up_exit(kids[i], UP_KILL);
 }
 
+/* A compact process waiting with 3 KiB of frames (past its slot's save
+ * area): when another compact process needs the shared stack, its frames
+ * need a block.  Without one it ends with reason no_memory. */
+static void big_frames(void *arg)
+{
+	(void)arg;
+	volatile char frame[3000];
+	frame[0] = 1;
+	struct up_msg m;
+	PCHECK_EQ(up_recv(&m, WAIT_NS), 0);
+	PCHECK_EQ(frame[0], 1);
+}
+
+static void c_save_block(up_pid by)
+{
+	(void)by;
+	struct up_spawn_opts o = spawn_opts();
+	o.flags = UP_SPAWN_COMPACT;
+	up_pid big = up_spawn_opt(big_frames, NULL, &o);
+	up_term ref = up_monitor(big);
+	up_yield(); /* big waits, its frames on the shared stack */
+	up__fault_arm(UP__F_SAVE_BLOCK, 1, 1, -ENOMEM);
+	up_pid other = up_spawn_opt(waiter, NULL, &o);
+	PCHECK(other > 0);
+	PCHECK_TERM(await_down(ref), UP_NO_MEMORY);
+	/* The one that took the stack is fine, and the next save works. */
+	up_pid big2 = up_spawn_opt(big_frames, NULL, &o);
+	up_term ref2 = up_monitor(big2);
+	up_yield();
+	up_pid other2 = up_spawn_opt(waiter, NULL, &o);
+	up_yield();
+	PCHECK_EQ(up_send_word(big2, 1), 0);
+	PCHECK_TERM(await_down(ref2), UP_NORMAL);
+	PCHECK_EQ(up_exit(other, UP_KILL), 0);
+	PCHECK_EQ(up_exit(other2, UP_KILL), 0);
+}
+
 /* ----------------------------------------------------------- the sweep */
 
 struct fcase {
@@ -586,6 +623,7 @@ static const struct fcase cases[UP__F_COUNT] = {
 	[UP__F_ACCEPT_CQE] = { NULL, c_accept_cqe, 1 },
 	[UP__F_SHORT_WRITE] = { NULL, c_short_write, 1 },
 	[UP__F_RING_SETUP] = { r_ring_setup, NULL, 1 },
+	[UP__F_SAVE_BLOCK] = { NULL, c_save_block, 1 },
 };
 
 static enum up__fault_site cur_site;

@@ -423,8 +423,9 @@ static void sched_probe(void *arg)
 	up_pid c = up_spawn_opt(nothing, NULL, &o);
 	PCHECK(c > 0);
 	proc_wait_exit(c);
-	PCHECK(s->regions.n > 0);
-	check_range(C_REGION_CACHE, sp->want, s->regions.slot, s->regions.n * sizeof(uint32_t), false);
+	PCHECK(s->regions.cls[UP__CLASS_STACK].n > 0);
+	check_range(C_REGION_CACHE, sp->want, s->regions.cls[UP__CLASS_STACK].slot,
+		    s->regions.cls[UP__CLASS_STACK].n * sizeof(uint32_t), false);
 	if (!UP_NODE_MEM_LIBC) {
 		int n = 0;
 		for (struct up__msg *f = s->msgs.free; f && n < 256; f = f->next, n++)
