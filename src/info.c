@@ -58,7 +58,7 @@ static int info_of(up_pid pid, struct up_info *info)
 	info->pid = pid;
 	info->scheduler = s->index;
 	info->node = s->node;
-	info->region_bytes = RD(p->compact) ? (size_t)1 << up__regions.layout.compact_shift
+	info->region_bytes = RD(p->compact) ? up__regions.layout.compact_size
 					    : up__regions.layout.slot_size;
 	info->stack_bytes = up__regions.layout.stack_size;
 	info->mailboxes = RD(p->nmb);

@@ -23,6 +23,7 @@
 
 #define REFILL 64      /* slots moved from a node pool to a cache at once */
 #define TRIM_BATCH 256 /* slots trimmed and moved back at once */
+#define COMPACT_SAVE 512 /* bytes of saved frames in a compact slot */
 
 struct up__regions up__regions;
 
@@ -64,10 +65,10 @@ int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 	/* The heap takes what the power-of-two rounding leaves (>= asked),
 	 * page-aligned so the guard page is one. */
 	l->heap_size = (l->slot_size - UP__PAGE - stack_size - top) & ~(UP__PAGE - 1);
-	/* A compact slot: the block and at least as many bytes of saved
-	 * frames (a process blocked in a receive leaves a few hundred). */
-	l->compact_shift = log2_ceil(2 * l->proc_size);
-	l->save_size = ((size_t)1 << l->compact_shift) - l->proc_size;
+	/* A compact slot: the block and 512 bytes of saved frames (a process
+	 * blocked in a receive leaves about 420; deeper ones use a block). */
+	l->save_size = COMPACT_SAVE;
+	l->compact_size = l->proc_size + COMPACT_SAVE;
 	up__regions.guard_supported = true;
 	return 0;
 }
@@ -76,7 +77,7 @@ void up__regions_fini(void)
 {
 	for (uint32_t i = 0; i < up__regions.nchunks; i++) {
 		struct up__chunk *ch = up__regions.chunk[i];
-		munmap(ch->base, (size_t)UP__CHUNK_SLOTS << ch->shift);
+		munmap(ch->base, UP__CHUNK_SLOTS * ch->slot_size);
 		free(ch);
 		up__regions.chunk[i] = NULL;
 	}
@@ -94,9 +95,11 @@ void up__regions_fini(void)
 static int chunk_new(struct up__node_pool *pool, int node, int cls)
 {
 	const struct up__region_layout *l = &up__regions.layout;
-	unsigned shift = cls == UP__CLASS_COMPACT ? l->compact_shift : l->slot_shift;
-	size_t slot_size = (size_t)1 << shift;
-	size_t len = (size_t)UP__CHUNK_SLOTS << shift;
+	size_t slot_size = cls == UP__CLASS_COMPACT ? l->compact_size : l->slot_size;
+	/* Stack slots aligned to their (power of two) size, so a slot never
+	 * straddles a huge page boundary unevenly; compact ones to a page. */
+	size_t align = cls == UP__CLASS_COMPACT ? UP__PAGE : slot_size;
+	size_t len = UP__CHUNK_SLOTS * slot_size;
 	int err = 0;
 
 	pthread_mutex_lock(&up__regions.chunk_lock);
@@ -116,22 +119,22 @@ static int chunk_new(struct up__node_pool *pool, int node, int cls)
 	ch->gen = gens[ci];
 	/* Aligned to the slot size so a slot never straddles a huge page
 	 * boundary unevenly; NORESERVE: only touched pages count. */
-	char *raw = UP_FAULT_MAP(UP__F_CHUNK_MAP, mmap(NULL, len + slot_size, PROT_READ | PROT_WRITE,
+	char *raw = UP_FAULT_MAP(UP__F_CHUNK_MAP, mmap(NULL, len + align, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
 	if (raw == MAP_FAILED) {
 		free(ch);
 		err = -ENOMEM;
 		goto out;
 	}
-	size_t mask = (slot_size > UP__PAGE ? slot_size : UP__PAGE) - 1;
-	char *base = (char *)(((uintptr_t)raw + mask) & ~mask);
+	char *base = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
 	if (base > raw)
 		munmap(raw, (size_t)(base - raw));
-	munmap(base + len, (size_t)(raw + len + slot_size - (base + len)));
+	if (raw + len + align > base + len)
+		munmap(base + len, (size_t)(raw + len + align - (base + len)));
 	(void)madvise(base, len, MADV_NOHUGEPAGE); /* one page per idle process */
 	(void)up__node_bind_range(base, len, node);
 	ch->base = base;
-	ch->shift = shift;
+	ch->slot_size = slot_size;
 	ch->cls = cls;
 	if (cls == UP__CLASS_COMPACT) {
 		ch->proc_off = (uint32_t)l->save_size;
@@ -219,7 +222,7 @@ static void trim_and_pool(int node, int cls, uint32_t *s, unsigned n)
 		       (s[j] >> UP__CHUNK_BITS) == (s[i] >> UP__CHUNK_BITS))
 			j++;
 		uintptr_t lo = (uintptr_t)up__slot_base(s[i]);
-		uintptr_t hi = lo + ((size_t)(j - i) << up__slot_chunk(s[i])->shift);
+		uintptr_t hi = lo + (size_t)(j - i) * up__slot_chunk(s[i])->slot_size;
 		lo = (lo + UP__PAGE - 1) & ~(UP__PAGE - 1);
 		hi &= ~(UP__PAGE - 1);
 		if (hi > lo)

@@ -27,9 +27,10 @@
  *    coalesced ranges) and returned to their node's pool.
  *
  * Two classes of slot, each in chunks of its own (a chunk records its slot
- * size, so a pid still finds its control block with a shift and an add):
+ * size, so a pid still finds its control block with a multiply and an add):
  *  - stack slots, as above, for processes with a stack of their own;
- *  - compact slots (UP_SPAWN_COMPACT): 2 KiB, no heap, no stack, no guard:
+ *  - compact slots (UP_SPAWN_COMPACT): the block and 512 bytes (1.5 KiB:
+ *    8 slots in 3 pages), no heap, no stack, no guard:
  *
  *      [ saved frames (save area) | proc ]
  *
@@ -60,7 +61,7 @@ enum { UP__CLASS_STACK = 0, UP__CLASS_COMPACT = 1, UP__CLASSES = 2 };
 
 struct up__chunk {
 	char *base;                 /* UP__CHUNK_SLOTS slots */
-	unsigned shift;             /* log2 of its slot size */
+	size_t slot_size;           /* bytes per slot */
 	uint32_t proc_off;          /* slot base to the uncoloured control block */
 	uint32_t color_mask;        /* UP__COLORS - 1; 0 for compact slots */
 	int cls;                    /* UP__CLASS_* */
@@ -76,7 +77,7 @@ struct up__region_layout {
 	size_t heap_size;    /* in-slot heap bytes */
 	size_t stack_size;   /* from the guard page to the control block */
 	size_t proc_size;    /* bytes reserved for the control block */
-	unsigned compact_shift; /* log2 of a compact slot's size */
+	size_t compact_size; /* a compact slot's size (a multiple of 64) */
 	size_t save_size;    /* a compact slot's save area (below its block) */
 };
 
@@ -134,7 +135,7 @@ static inline struct up__chunk *up__slot_chunk(uint32_t slot)
 static inline char *up__slot_base(uint32_t slot)
 {
 	struct up__chunk *ch = up__slot_chunk(slot);
-	return ch->base + ((size_t)(slot & (UP__CHUNK_SLOTS - 1)) << ch->shift);
+	return ch->base + (size_t)(slot & (UP__CHUNK_SLOTS - 1)) * ch->slot_size;
 }
 
 static inline bool up__slot_compact(uint32_t slot)
@@ -149,7 +150,7 @@ static inline bool up__slot_compact(uint32_t slot)
 static inline struct up__proc *up__slot_proc(uint32_t slot)
 {
 	struct up__chunk *ch = up__slot_chunk(slot);
-	return (struct up__proc *)(ch->base + ((size_t)(slot & (UP__CHUNK_SLOTS - 1)) << ch->shift) +
+	return (struct up__proc *)(ch->base + (size_t)(slot & (UP__CHUNK_SLOTS - 1)) * ch->slot_size +
 				   ch->proc_off - ((slot & ch->color_mask) << 6));
 }
 

@@ -116,8 +116,15 @@ static inline void up__sched_make_runnable(struct up__sched *s, struct up__proc 
 	/* Its saved registers and the frames above them are the first thing
 	 * a switch to it touches: start the (often cache- and TLB-missing)
 	 * fetch now, while the current process still runs. */
-	for (int i = 0; i < UP__PREFETCH_LINES; i++)
-		__builtin_prefetch((char *)p->sp + 64 * i, 1, 3);
+	if (up_likely(!p->compact)) {
+		for (int i = 0; i < UP__PREFETCH_LINES; i++)
+			__builtin_prefetch((char *)p->sp + 64 * i, 1, 3);
+	} else {
+		/* Its frames are copied back from its slot's save area (just
+		 * below the block) before it runs. */
+		for (int i = 1; i <= 8; i++)
+			__builtin_prefetch((char *)p - 64 * i, 0, 3);
+	}
 	rq_push(s, p);
 }
 /* Any thread: hand request r to scheduler t and wake t if it sleeps. */
