@@ -183,6 +183,29 @@ static int guard_install(uint32_t slot)
 	return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Never-used compact slots s[0..n) (consecutive but for chunk ends): their
+ * pages are made resident with one madvise per run instead of a fault per
+ * page; several slots share each page and all are used within the next few
+ * spawns (a refill is REFILL slots: 24 pages).  Measured: 993 -> 875 ns per
+ * compact spawn.  Best effort: a failure leaves the faults to happen. */
+static void populate(const uint32_t *s, unsigned n)
+{
+	for (unsigned i = 0; i < n;) {
+		unsigned j = i + 1;
+		while (j < n && s[j] == s[j - 1] + 1 && (s[j] >> UP__CHUNK_BITS) == (s[i] >> UP__CHUNK_BITS))
+			j++;
+		uintptr_t lo = (uintptr_t)up__slot_base(s[i]) & ~(UP__PAGE - 1);
+		uintptr_t hi = ((uintptr_t)up__slot_base(s[j - 1]) + up__slot_chunk(s[i])->slot_size +
+				UP__PAGE - 1) & ~(UP__PAGE - 1);
+		(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+		i = j;
+	}
+}
+
 /* Move up to `want` slots of class cls of node's pool into out[]; returns
  * how many. */
 static unsigned pool_take(int node, int cls, uint32_t *out, unsigned want)
@@ -193,12 +216,15 @@ static unsigned pool_take(int node, int cls, uint32_t *out, unsigned want)
 	pthread_mutex_lock(&pool->lock);
 	while (n < want && pool->nfree)
 		out[n++] = pool->free[--pool->nfree];
+	unsigned fresh = n;
 	while (n < want) {
 		if (pool->fresh_next == pool->fresh_end && chunk_new(pool, node, cls) != 0)
 			break;
 		out[n++] = pool->fresh_next++;
 	}
 	pthread_mutex_unlock(&pool->lock);
+	if (cls == UP__CLASS_COMPACT && n > fresh)
+		populate(out + fresh, n - fresh);
 	return n;
 }
 
