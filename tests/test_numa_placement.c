@@ -50,12 +50,13 @@
 enum cat {
 	C_CB, C_STACK, C_HEAP, C_HEAP_GROWN, C_MBOX, C_COPY,
 	C_SCHED, C_RING, C_MSG_FREE, C_REGION_CACHE, C_TIMERS, C_SCHED_STACK,
+	C_SHARED_STACK, C_COMPACT_SLOT,
 	NCAT
 };
 static const char *const cat_name[NCAT] = {
 	"control block", "stack", "heap", "grown heap", "mailbox nodes", "message copies",
 	"scheduler struct", "io_uring ring", "msg free list", "region cache", "timer heap",
-	"scheduler stack",
+	"scheduler stack", "shared stack", "compact slot",
 };
 
 /* Pages found on the expected node, per real node and category. */
@@ -403,6 +404,16 @@ struct sched_probe {
 
 static void nothing(void *arg) { (void)arg; }
 
+/* A compact process: frames on the shared stack, then saved in its slot. */
+static void compact_child(void *arg)
+{
+	(void)arg;
+	volatile char frame[300];
+	memset((char *)frame, 1, sizeof frame);
+	struct up_msg m;
+	(void)up_recv(&m, WAIT_NS);
+}
+
 static void sched_probe(void *arg)
 {
 	struct sched_probe *sp = arg;
@@ -438,6 +449,21 @@ static void sched_probe(void *arg)
 	}
 	/* The scheduler context saved its registers on its own thread stack. */
 	check_range(C_SCHED_STACK, sp->want, s->sp, 64, false);
+	/* Compact processes: the shared stack's top page, and the slot of one
+	 * whose frames were saved there when the second took the stack. */
+	struct up_spawn_opts co = spawn_on(sp->sched);
+	co.flags |= UP_SPAWN_COMPACT;
+	up_pid c1 = up_spawn_opt(compact_child, NULL, &co);
+	up_pid c2 = up_spawn_opt(compact_child, NULL, &co);
+	PCHECK(c1 > 0 && c2 > 0);
+	PCHECK_EQ(up_sleep(MS), 0);
+	check_range(C_SHARED_STACK, sp->want, s->sstack.hi - PAGE, PAGE, false);
+	char *slot1 = up__slot_base(up__pid_slot(c1));
+	check_range(C_COMPACT_SLOT, sp->want, slot1, up__regions.layout.compact_size, false);
+	PCHECK_EQ(up_send_word(c1, 1), 0);
+	PCHECK_EQ(up_send_word(c2, 1), 0);
+	proc_wait_exit(c1);
+	proc_wait_exit(c2);
 	/* The ring: SQ and CQ rings, SQE array (all populated at setup). */
 	struct io_uring *r = &s->ring;
 	check_range(C_RING, sp->want, r->sq.ring_ptr, r->sq.ring_sz, true);
@@ -628,6 +654,8 @@ static void test_scheduler_memory(void **state)
 		int w = a->p[s].want;
 		assert_true(atomic_load(&tally.ok[w][C_SCHED]) > 0);
 		assert_true(atomic_load(&tally.ok[w][C_SCHED_STACK]) > 0);
+		assert_true(atomic_load(&tally.ok[w][C_SHARED_STACK]) > 0);
+		assert_true(atomic_load(&tally.ok[w][C_COMPACT_SLOT]) > 0);
 		assert_true(atomic_load(&tally.ok[w][C_RING]) + atomic_load(&tally.unchecked_ring) > 0);
 	}
 	free(a);
