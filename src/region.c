@@ -241,7 +241,13 @@ static void trim_and_pool(int node, int cls, uint32_t *s, unsigned n)
 {
 	struct up__node_pool *pool = &up__regions.pool[cls][node];
 
-	qsort(s, n, sizeof(*s), cmp_u32);
+	/* Usually sorted already (processes exit in the order they were
+	 * spawned): check before paying for the sort. */
+	for (unsigned i = 1; i < n; i++)
+		if (s[i] < s[i - 1]) {
+			qsort(s, n, sizeof(*s), cmp_u32);
+			break;
+		}
 	for (unsigned i = 0; i < n;) {
 		unsigned j = i + 1;
 		while (j < n && s[j] == s[j - 1] + 1 &&
