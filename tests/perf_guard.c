@@ -7,6 +7,8 @@
  *   pingpong   a round trip with a partner on the same scheduler
  *   spawn      spawn a process that exits at once, and run it
  *   term_send  a {Ref, <<100 bytes>>} tuple sent to oneself, received, freed
+ *   compact    a compact process (UP_SPAWN_COMPACT) spawned, run to a
+ *              receive, its frames saved and restored once, woken, exited
  * Prints nothing; exits non-zero on any API error.
  */
 #include <stdio.h>
@@ -38,6 +40,13 @@ static void echo(void *arg)
 
 static void nothing(void *arg) { (void)arg; }
 
+static void waiter(void *arg)
+{
+	struct up_msg m;
+	(void)arg;
+	CHECK(up_recv(&m, UP_INFINITY));
+}
+
 static void main_process(void *arg)
 {
 	struct up_msg m;
@@ -62,6 +71,22 @@ static void main_process(void *arg)
 			CHECK(up_spawn(nothing, NULL));
 			up_yield();
 		}
+	} else if (!strcmp(op, "compact")) {
+		struct up_spawn_opts o = { .flags = UP_SPAWN_COMPACT };
+		up_pid prev = 0;
+		for (long i = 0; i < n; i++) {
+			/* The new one takes the shared stack from the last one
+			 * (saved), which then takes it back to exit (restored). */
+			up_pid p = up_spawn_opt(waiter, NULL, &o);
+			CHECK(p);
+			up_yield();
+			if (prev)
+				CHECK(up_send_word(prev, 1));
+			up_yield();
+			prev = p;
+		}
+		if (prev)
+			CHECK(up_send_word(prev, 1));
 	} else if (!strcmp(op, "term_send")) {
 		char bin[100];
 		memset(bin, 7, sizeof bin);
