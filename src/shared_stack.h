@@ -18,7 +18,7 @@
  *  - a compact process that has never run has sp == NULL: taking the stack
  *    builds its first frame at hi;
  *  - no code runs on the shared stack while it is being copied: copies are
- *    made from the scheduler context or from a process with its own stack.
+ *    made from the scheduler context (scheduler.c: run, s->handoff).
  */
 #ifndef UP_SHARED_STACK_H
 #define UP_SHARED_STACK_H
