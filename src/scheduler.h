@@ -92,8 +92,15 @@ struct up__sched {
 	uint64_t long_runs;                /* atomic: written by the watchdog */
 };
 
-/* The scheduler of the calling thread, NULL outside the runtime. */
-extern __thread struct up__sched *up__self_sched UP_INTERNAL;
+/* The scheduler of the calling thread, NULL outside the runtime.
+ * Initial-exec: the objects are position-independent (they make the shared
+ * library too), where the default model calls __tls_get_addr on every
+ * access; that call clobbers the argument registers, so even where the
+ * static link relaxes it away the hot paths keep their frames.  The one
+ * cost: a dlopen'ed libuproc.so takes its 8 bytes from glibc's static TLS
+ * surplus. */
+extern __thread struct up__sched *up__self_sched UP_INTERNAL
+	__attribute__((tls_model("initial-exec")));
 
 #ifndef UP__PREFETCH_LINES
 #define UP__PREFETCH_LINES 6
@@ -109,9 +116,17 @@ static inline void rq_push(struct up__sched *s, struct up__proc *p)
 }
 
 /* Owner thread: p (waiting or new) becomes runnable at the queue's tail. */
+static inline void up__sched_wake_local(struct up__sched *s, struct up__proc *p);
 static inline void up__sched_make_runnable(struct up__sched *s, struct up__proc *p)
 {
 	UP_ASSERT(s == up__self_sched && p->sched == s);
+	up__sched_wake_local(s, p);
+}
+
+/* up__sched_make_runnable for a caller that has just checked its
+ * assertion (s is the calling thread's scheduler, p's scheduler is s). */
+static inline void up__sched_wake_local(struct up__sched *s, struct up__proc *p)
+{
 	p->state = UP__P_RUNNABLE;
 	/* Its saved registers and the frames above them are the first thing
 	 * a switch to it touches: start the (often cache- and TLB-missing)
