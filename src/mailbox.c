@@ -101,6 +101,7 @@ void up__mailbox_limits_init(struct up__proc *p, const struct up_spawn_opts *o)
 	}
 	/* Published with the tag (release) after this. */
 	__atomic_store_n(&p->limited, bits, __ATOMIC_RELAXED);
+	p->marked = 0; /* spawn clears mark[] */
 }
 
 /* Count one more message into limited mailbox mb of pid (any thread).
@@ -146,6 +147,19 @@ static inline void limit_owner_add(struct up__proc *p, unsigned mb, int64_t d)
 	__atomic_add_fetch(&p->limit[mb].count, (uint64_t)d, __ATOMIC_RELAXED);
 }
 
+/* Owner thread: set the receive mark of mailbox mb (NULL: none), keeping
+ * p->marked (its bit set iff the mark is) so that a receive reads mark[]
+ * only when a mark is set: mark[] is a cache line of its own, p->marked
+ * is on the line every receive reads anyway. */
+static inline void set_mark(struct up__proc *p, unsigned mb, struct up__msg *m)
+{
+	p->mark[mb] = m;
+	if (m)
+		p->marked |= (uint8_t)(1u << mb);
+	else
+		p->marked &= (uint8_t)~(1u << mb);
+}
+
 /* Owner thread: drop the oldest messages of DROP_OLDEST mailbox mb while it
  * is over its limit.  Marks and selective-receive positions pointing at a
  * dropped node move to "nothing older" (the node was the queue's head). */
@@ -159,8 +173,8 @@ static __attribute__((noinline)) void trim(struct up__sched *s, struct up__proc 
 		if (!m->next)
 			p->queue[mb].tail = NULL;
 		p->queue[mb].len--;
-		if (p->mark[mb] == m)
-			p->mark[mb] = NULL;
+		if ((p->marked & (1u << mb)) && p->mark[mb] == m)
+			set_mark(p, mb, NULL);
 		if (p->seen[mb] == m)
 			p->seen[mb] = NULL;
 		limit_owner_add(p, mb, -1);
@@ -328,45 +342,53 @@ static __attribute__((noinline)) int limit_local(struct up__sched *self, struct 
 	return 0;
 }
 
+/* Deliver m to mailbox mb of p (pid), which runs on this thread's scheduler
+ * self (p->sched == self, read with acquire: a process given to this
+ * scheduler by another, scheduler.c balancing, is read with the giver's
+ * writes).  0 or -ESRCH/-EAGAIN (m is then freed).  The hot path: no atomic
+ * at all. */
+static inline __attribute__((always_inline)) int deliver_local(struct up__sched *self,
+								struct up__proc *p, up_pid pid,
+								unsigned mb, struct up__msg *m,
+								int word)
+{
+	/* p's private part is this thread's; p cannot exit under us. */
+	drain(p, mb);
+	if (up_unlikely(p->limited & (1u << mb))) {
+		int r = limit_local(self, p, pid, mb, m);
+		if (r)
+			return r;
+	}
+	if (word) /* known not to be a signal */
+		append(p, mb, m);
+	else
+		arrive(self, p, mb, m);
+	if (p->state == UP__P_WAITING)
+		up__sched_make_runnable(self, p);
+	/* Send punishment (as BEAM's): a sender filling a long queue pays
+	 * more, so the receiver gets the CPU sooner and queues stay short (and
+	 * their nodes cached). */
+	if (up_unlikely(p->queue[mb].len > QUEUE_PUNISH))
+		self->budget -= (int)(p->queue[mb].len / QUEUE_PUNISH);
+	return 0;
+}
+
 /* Deliver m to mailbox mb of p (pid).  0 or -ESRCH/-ENOMEM (m is then
  * freed).  The same-scheduler path is the hot one: no atomic at all. */
 static inline __attribute__((always_inline)) int deliver(struct up__sched *self, struct up__proc *p,
 							  up_pid pid, unsigned mb, struct up__msg *m)
 {
-	/* Acquire: a process given to this scheduler by another (scheduler.c,
-	 * balancing) is read here with the giver's writes. */
-	struct up__sched *t = __atomic_load_n(&p->sched, __ATOMIC_ACQUIRE);
-
-	if (t == self) {
-		/* p's private part is this thread's; p cannot exit under us. */
-		drain(p, mb);
-		if (up_unlikely(p->limited & (1u << mb))) {
-			int r = limit_local(self, p, pid, mb, m);
-			if (r)
-				return r;
-		}
-		arrive(self, p, mb, m);
-		if (p->state == UP__P_WAITING)
-			up__sched_make_runnable(self, p);
-		/* Send punishment (as BEAM's): a sender filling a long queue
-		 * pays more, so the receiver gets the CPU sooner and queues
-		 * stay short (and their nodes cached). */
-		if (up_unlikely(p->queue[mb].len > QUEUE_PUNISH))
-			self->budget -= (int)(p->queue[mb].len / QUEUE_PUNISH);
-		return 0;
-	}
-
+	if (__atomic_load_n(&p->sched, __ATOMIC_ACQUIRE) == self)
+		return deliver_local(self, p, pid, mb, m, 0);
 	return deliver_remote(self, p, pid, mb, m);
 }
 
-/* Validate pid and mailbox for a send: the receiver's block, or NULL with
- * *err set. */
-static struct up__proc *target(up_pid pid, unsigned mailbox, int *err)
+/* The control block of a send's target, without the runtime check (the
+ * caller made it): the receiver's block, or NULL with *err set. */
+static inline __attribute__((always_inline)) struct up__proc *target_live(up_pid pid,
+									   unsigned mailbox,
+									   int *err)
 {
-	if (up_unlikely(!up__rt_ready())) {
-		*err = -ESRCH;
-		return NULL;
-	}
 	struct up__proc *p = up__pid_proc(pid);
 	if (up_unlikely(!p || mailbox >= UP_MAX_MAILBOXES)) {
 		*err = -EINVAL;
@@ -374,7 +396,7 @@ static struct up__proc *target(up_pid pid, unsigned mailbox, int *err)
 	}
 	/* Acquire: pairs with spawn's release of the tag; nmb and sched are
 	 * then those of this process. */
-	if (__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid) {
+	if (up_unlikely(__atomic_load_n(&p->inbox[0].tag, __ATOMIC_ACQUIRE) != (uint64_t)pid)) {
 		*err = -ESRCH;
 		return NULL;
 	}
@@ -385,9 +407,35 @@ static struct up__proc *target(up_pid pid, unsigned mailbox, int *err)
 	return p;
 }
 
-static int send_node(struct up__sched *self, struct up__proc *p, up_pid pid, unsigned mailbox,
-		     struct up__msg *m)
+/* Validate pid and mailbox for a send: the receiver's block, or NULL with
+ * *err set. */
+static struct up__proc *target(up_pid pid, unsigned mailbox, int *err)
 {
+	if (up_unlikely(!up__rt_ready())) {
+		*err = -ESRCH;
+		return NULL;
+	}
+	return target_live(pid, mailbox, err);
+}
+
+/* A word message: the payload travels in the node (body and size are
+ * meaningless for this kind, msg.h). */
+static inline void word_node(struct up__msg *m, uint64_t word)
+{
+	m->word = word;
+	m->kind = UP__MSG_WORD;
+}
+
+/* A word send from a thread without a scheduler, to another scheduler's
+ * process, or off the hot path's assumptions (self may be NULL). */
+static __attribute__((noinline)) int send_word_slow(struct up__sched *self, struct up__proc *p,
+						    up_pid pid, unsigned mailbox, uint64_t word)
+{
+	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
+	struct up__msg *m = UP_FAULT_PTR(UP__F_MSG_NODE, up__msg_alloc(self ? &self->msgs : NULL, node));
+	if (up_unlikely(!m))
+		return -ENOMEM;
+	word_node(m, word);
 	int r = deliver(self, p, pid, mailbox, m);
 	if (self && r == 0) {
 		UP__STAT(self, msgs_sent, 1);
@@ -396,31 +444,61 @@ static int send_node(struct up__sched *self, struct up__proc *p, up_pid pid, uns
 	return r;
 }
 
-static int send_word(struct up__sched *self, up_pid pid, unsigned mailbox, uint64_t word)
+static __attribute__((noinline)) int send_word_guest(up_pid pid, unsigned mailbox, uint64_t word)
 {
+	if (!up__rt_enter(NULL)) /* a guest from outside the runtime? */
+		return -ESRCH;
 	int err;
-	struct up__proc *p = target(pid, mailbox, &err);
-	if (!p)
-		return err;
-	int node = __atomic_load_n(&p->sched, __ATOMIC_RELAXED)->node;
-	struct up__msg *m = UP_FAULT_PTR(UP__F_MSG_NODE, up__msg_alloc(self ? &self->msgs : NULL, node));
-	if (up_unlikely(!m))
-		return -ENOMEM;
-	m->word = word;
-	m->kind = UP__MSG_WORD;
-	m->body = NULL;
-	m->size = 0;
-	return send_node(self, p, pid, mailbox, m);
+	struct up__proc *p = target_live(pid, mailbox, &err);
+	int r = p ? send_word_slow(NULL, p, pid, mailbox, word) : err;
+	up__rt_leave(NULL);
+	return r;
 }
 
+/* The budget of the sender ran out (up__charge's slow half). */
+static __attribute__((noinline)) int send_yield(struct up__sched *self)
+{
+	if (self->current)
+		up_yield();
+	return 0;
+}
+
+/*
+ * The hot path: a word from a process to a process of the same scheduler
+ * whose inbox is empty and whose mailbox has no limit.  No atomic, and no
+ * call but in tail position, so it needs no frame: anything else (another
+ * scheduler, a refill of the node cache, messages in the inbox, a limit, a
+ * yield) goes to a function of its own.  The receiver's node is this
+ * scheduler's, so the node comes from its cache without a node test.
+ */
 int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
 {
 	struct up__sched *self = up__self_sched;
-	if (!up__rt_enter(self)) /* a guest from outside the runtime? */
+	if (up_unlikely(!self))
+		return send_word_guest(pid, mailbox, word);
+	if (up_unlikely(!up__rt_ready()))
 		return -ESRCH;
-	int r = send_word(self, pid, mailbox, word);
-	up__rt_leave(self);
-	return r;
+	int err;
+	struct up__proc *p = target_live(pid, mailbox, &err);
+	if (up_unlikely(!p))
+		return err;
+	/* Acquire: a process given to this scheduler by another (scheduler.c,
+	 * balancing) is read with the giver's writes. */
+	if (up_unlikely(__atomic_load_n(&p->sched, __ATOMIC_ACQUIRE) != self ||
+			inbox_has_mail(p, mailbox) || (p->limited & (1u << mailbox)) ||
+			!self->msgs.free || up__fault(UP__F_MSG_NODE)))
+		return send_word_slow(self, p, pid, mailbox, word);
+	struct up__msg *m = up__msg_alloc_own(&self->msgs);
+	word_node(m, word);
+	append(p, mailbox, m);
+	if (p->state == UP__P_WAITING)
+		up__sched_wake_local(self, p); /* p->sched == self: checked above */
+	if (up_unlikely(p->queue[mailbox].len > QUEUE_PUNISH))
+		self->budget -= (int)(p->queue[mailbox].len / QUEUE_PUNISH);
+	UP__STAT(self, msgs_sent, 1);
+	if (up_unlikely(--self->budget <= 0))
+		return send_yield(self);
+	return 0;
 }
 
 int up_send_word(up_pid pid, uint64_t word)
@@ -428,7 +506,6 @@ int up_send_word(up_pid pid, uint64_t word)
 	return up_send_word_to(pid, 0, word);
 }
 
-/* Copy t into a message node of `kind` for p's node and deliver it. */
 static int send_term(struct up__sched *self, struct up__proc *p, up_pid pid, unsigned mailbox,
 		     up_term t, unsigned kind, uint64_t *copied_words)
 {
@@ -515,11 +592,17 @@ int up_send(up_pid pid, up_term t)
 
 /* Wait until a message may have arrived in a mailbox of `mask` (or the
  * timer fired).  Returns at once if one is already there. */
-static void park(struct up__proc *p, unsigned mask)
+static inline __attribute__((always_inline)) void park(struct up__proc *p, unsigned mask)
 {
 	for (unsigned mb = 0; mb < p->nmb; mb++) {
 		if (!(mask & (1u << mb)))
 			continue;
+		/* Usually the mark of an earlier wait is still there: one load. */
+		void *head = __atomic_load_n(&p->inbox[mb].ptr, __ATOMIC_ACQUIRE);
+		if (up_likely(head == UP__INBOX_WAITING))
+			continue;
+		if (head != NULL)
+			return; /* a message is in: no wait */
 		struct up__pair cur = up__pair_peek(&p->inbox[mb]);
 		while (cur.ptr == NULL &&
 		       !up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, (uint64_t)p->pid))
@@ -545,8 +628,8 @@ static inline void take(struct up__sched *s, struct up__proc *p, unsigned mb, st
 	p->queue[mb].len--;
 	if (up_unlikely(p->limited & (1u << mb)))
 		limit_owner_add(p, mb, -1);
-	if (p->mark[mb] == m)
-		p->mark[mb] = prev; /* the mark moves to the older neighbour */
+	if (up_unlikely(p->marked & (1u << mb)) && p->mark[mb] == m)
+		set_mark(p, mb, prev); /* the mark moves to the older neighbour */
 	out->mailbox = mb;
 	out->_buf = NULL;
 	if (m->kind == UP__MSG_TERM) {
@@ -583,25 +666,37 @@ static inline void view(const struct up__msg *m, unsigned mb, struct up_msg *v)
 	v->term = v->kind == UP_MSG_TERM ? m->word : 0;
 }
 
-/* Park until the next message, or -ETIMEDOUT (deadline set on first use). */
-static int wait_more(struct up__sched *s, struct up__proc *p, unsigned mask, int64_t timeout_ns,
-		     int64_t *deadline)
+/* wait_more with a timeout (0: none at all). */
+static __attribute__((noinline)) int wait_timed(struct up__sched *s, struct up__proc *p,
+						unsigned mask, int64_t timeout_ns, int64_t *deadline)
 {
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
-	if (timeout_ns > 0) {
-		if (!*deadline)
-			*deadline = up__now_ns() + timeout_ns;
-		if (p->timed_out || up__now_ns() >= *deadline)
-			return -ETIMEDOUT;
-		if (!p->timer_idx) {
-			p->deadline = *deadline;
-			if (up__timer_add(&s->timers, p) != 0)
-				return -ENOMEM;
-		}
+	if (!*deadline)
+		*deadline = up__now_ns() + timeout_ns;
+	if (p->timed_out || up__now_ns() >= *deadline)
+		return -ETIMEDOUT;
+	if (!p->timer_idx) {
+		p->deadline = *deadline;
+		if (up__timer_add(&s->timers, p) != 0)
+			return -ENOMEM;
 	}
 	park(p, mask);
 	return 0;
+}
+
+/* Park until the next message, or -ETIMEDOUT (deadline set on first use).
+ * Waiting for ever parks inline: one frame less on the parked stack (fewer
+ * cache lines for the switch back to touch). */
+static inline __attribute__((always_inline)) int wait_more(struct up__sched *s,
+							    struct up__proc *p, unsigned mask,
+							    int64_t timeout_ns, int64_t *deadline)
+{
+	if (up_likely(timeout_ns == UP_INFINITY)) {
+		park(p, mask);
+		return 0;
+	}
+	return wait_timed(s, p, mask, timeout_ns, deadline);
 }
 
 static inline void receive_done(struct up__sched *s, struct up__proc *p)
@@ -672,15 +767,13 @@ out:
 }
 
 /* The plain receive: the oldest message of the highest-priority non-empty
- * mailbox of mask. */
-static int receive_plain(unsigned mask, struct up_msg *out, int64_t timeout_ns)
+ * mailbox of mask.  Inlined into its two callers (the hot path). */
+static inline __attribute__((always_inline)) int receive_plain(struct up__sched *s,
+								struct up__proc *p, unsigned mask,
+								struct up_msg *out, int64_t timeout_ns)
 {
-	struct up__proc *p = current();
-	if (!p)
-		return -EPERM;
 	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY))
 		return -EINVAL;
-	struct up__sched *s = up__self_sched;
 	int64_t deadline = 0;
 	int r;
 
@@ -707,17 +800,22 @@ static int receive_plain(unsigned mask, struct up_msg *out, int64_t timeout_ns)
 
 int up_recv(struct up_msg *msg, int64_t timeout_ns)
 {
-	return receive_plain(~0u, msg, timeout_ns);
+	struct up__sched *s = up__self_sched;
+	struct up__proc *p = s ? s->current : NULL;
+	if (!p)
+		return -EPERM;
+	return receive_plain(s, p, ~0u, msg, timeout_ns);
 }
 
 int up_recv_from(unsigned mailbox, struct up_msg *msg, int64_t timeout_ns)
 {
-	struct up__proc *p = current();
+	struct up__sched *s = up__self_sched;
+	struct up__proc *p = s ? s->current : NULL;
 	if (!p)
 		return -EPERM;
 	if (mailbox >= p->nmb)
 		return -EINVAL;
-	return receive_plain(1u << mailbox, msg, timeout_ns);
+	return receive_plain(s, p, 1u << mailbox, msg, timeout_ns);
 }
 
 int up_recv_match(up_match_fn match, void *arg, struct up_msg *msg, int64_t timeout_ns,
@@ -737,7 +835,7 @@ int up_recv_mark(void)
 		return -EPERM;
 	for (unsigned mb = 0; mb < p->nmb; mb++) {
 		drain(p, mb);
-		p->mark[mb] = p->queue[mb].tail;
+		set_mark(p, mb, p->queue[mb].tail);
 	}
 	return 0;
 }

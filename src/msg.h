@@ -34,9 +34,9 @@ enum {
 struct up__msg {
 	struct up__msg *next;
 	uint64_t word;
-	void *body;        /* out-of-node payload (terms), NULL for words */
+	void *body;        /* out-of-node payload (terms); unset for words */
 	uint32_t kind;
-	uint32_t size;
+	uint32_t size;     /* unset for words (never read for that kind) */
 };
 
 /*
@@ -86,6 +86,20 @@ static inline struct up__msg *up__msg_alloc(struct up__msg_cache *c, int node)
 	}
 #endif
 	return up__msg_alloc_slow(c, node);
+}
+
+/* A node on the cache's own node (the caller's scheduler's): no node test. */
+static inline struct up__msg *up__msg_alloc_own(struct up__msg_cache *c)
+{
+#if !UP_NODE_MEM_LIBC
+	if (up_likely(c->free)) {
+		struct up__msg *m = c->free;
+		c->free = m->next;
+		c->n--;
+		return m;
+	}
+#endif
+	return up__msg_alloc_slow(c, c->node);
 }
 
 static inline void up__msg_free(struct up__msg_cache *c, struct up__msg *m)

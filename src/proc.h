@@ -67,6 +67,9 @@ struct up__proc {
 	uint8_t named;                       /* atomic: in the registry (signals.c) */
 	uint8_t limited;                     /* mailboxes with a length limit (bits) */
 	uint8_t compact;                     /* UP_SPAWN_COMPACT (constant while alive) */
+	uint8_t marked;                      /* owner only: mailboxes with a receive
+						mark (mailbox.c), here because every
+						receive reads this line anyway */
 	struct up__pair inbox[UP_MAX_MAILBOXES];
 	/* ---- shared, only for mailboxes with a length limit (mailbox.c) ---- */
 	struct up__mb_limit {
