@@ -205,8 +205,10 @@ static inline void arrive(struct up__sched *s, struct up__proc *p, unsigned mb, 
 static __attribute__((noinline)) void drain_slow(struct up__proc *p, unsigned mb)
 {
 	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
-	/* Only this thread removes, so a non-empty inbox stays non-empty. */
-	while (!up__dwcas(&p->inbox[mb], &cur, NULL, (uint64_t)p->pid))
+	/* Only this thread removes, so a non-empty inbox stays non-empty; and
+	 * only this thread closes it, so its tag is p's pid (cur.tag: p->pid
+	 * is on a cold line). */
+	while (!up__dwcas(&p->inbox[mb], &cur, NULL, cur.tag))
 		;
 	struct up__msg *m = cur.ptr, *fifo = NULL;
 	while (m) {
@@ -604,8 +606,8 @@ static inline __attribute__((always_inline)) void park(struct up__proc *p, unsig
 		if (head != NULL)
 			return; /* a message is in: no wait */
 		struct up__pair cur = up__pair_peek(&p->inbox[mb]);
-		while (cur.ptr == NULL &&
-		       !up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, (uint64_t)p->pid))
+		while (cur.ptr == NULL && /* cur.tag: p's pid, as in drain_slow */
+		       !up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, cur.tag))
 			;
 		if (cur.ptr != NULL && cur.ptr != UP__INBOX_WAITING)
 			return; /* a message is in: no wait */

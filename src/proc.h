@@ -56,8 +56,8 @@ struct up__heap_map;   /* a heap mapping outside the slot */
 /*
  * Layout: a send to mailbox 0 touches the first shared line (sched, nmb,
  * inbox[0]) and, on the same scheduler, the first private line (state,
- * queue[0]); a switch touches the first private line (sp) and the stack just
- * below the block.  Keeping those lines few matters: with thousands of
+ * queue[0]); a switch touches the first private line (sp, reds) and the
+ * stack just below the block; a receive touches those two lines only.  Keeping those lines few matters: with thousands of
  * processes each hop of a message ring misses the cache on every one.
  */
 struct up__proc {
@@ -82,7 +82,8 @@ struct up__proc {
 
 	/* ---- private: the owning scheduler only; first line hot ---- */
 	void *sp __attribute__((aligned(UP_CACHELINE)));
-	up_pid pid;
+	uint64_t reds;                      /* reductions of its finished runs
+					       (added to at every switch away) */
 	struct up__proc *run_next;          /* run queue / spawn stack link */
 	uint8_t state;
 	uint8_t timed_out;
@@ -111,7 +112,7 @@ struct up__proc {
 	struct up__msg *seen[UP_MAX_MAILBOXES]; /* selective receive: last node looked at */
 	struct up__io io;
 	struct up__sig sig;
-	uint64_t reds;                      /* reductions of its finished runs */
+	up_pid pid;                         /* hot paths read inbox[0].tag instead */
 	struct up__proc *run_prev;          /* spawn stack: the newer neighbour */
 	int64_t born_ns;                    /* when it joined the spawn stack (pass clock) */
 	/* compact processes (scheduler.c): frames saved past the slot's
