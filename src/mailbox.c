@@ -794,16 +794,30 @@ static inline __attribute__((always_inline)) int receive_plain(struct up__sched 
 
 	up__charge(s, 1);
 	for (;;) {
-		for (unsigned i = 0; i < p->nmb; i++) {
-			unsigned mb = p->order[i];
-			if (!(mask & (1u << mb)))
-				continue;
-			drain_live(p, mb);
-			struct up__msg *m = p->queue[mb].head;
+		if (up_likely(p->nmb == 1)) {
+			/* The usual process: one mailbox, which mask names
+			 * (both callers see to it); no priority order. */
+			drain_live(p, 0);
+			struct up__msg *m = p->queue[0].head;
 			if (m) {
-				take(s, p, mb, NULL, m, out);
+				take(s, p, 0, NULL, m, out);
 				receive_done(s, p);
 				return 0;
+			}
+		} else {
+			for (unsigned i = 0; i < p->nmb; i++) {
+				unsigned mb = p->order[i];
+				if (mb >= UP_MAX_MAILBOXES)
+					__builtin_unreachable();
+				if (!(mask & (1u << mb)))
+					continue;
+				drain_live(p, mb);
+				struct up__msg *m = p->queue[mb].head;
+				if (m) {
+					take(s, p, mb, NULL, m, out);
+					receive_done(s, p);
+					return 0;
+				}
 			}
 		}
 		if ((r = wait_more(s, p, mask, timeout_ns, &deadline)) != 0) {
