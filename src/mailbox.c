@@ -491,7 +491,7 @@ int up_send_word_to(up_pid pid, unsigned mailbox, uint64_t word)
 	 * balancing) is read with the giver's writes. */
 	if (up_unlikely(__atomic_load_n(&p->sched, __ATOMIC_ACQUIRE) != self ||
 			inbox_has_mail(p, mailbox) || (p->limited & (1u << mailbox)) ||
-			!self->msgs.free || up__fault(UP__F_MSG_NODE)))
+			!self->msgs.free || up__fault_active()))
 		return send_word_slow(self, p, pid, mailbox, word);
 	/* The top of the receiver's stack, just below its block, is where a
 	 * process waiting in a receive loop keeps the frames its switch back
