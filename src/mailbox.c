@@ -605,6 +605,18 @@ int up_send(up_pid pid, up_term t)
 	return up_send_to(pid, 0, t);
 }
 
+/* Leave a WAITING mark in empty inbox mb ({NULL,pid} -> {WAITING,pid}).
+ * 1 if a message came in instead.  Out of line: rare (a remote push or a
+ * drain took the mark), and its CAS loop would enlarge the receive's frame. */
+static __attribute__((noinline)) int park_mark(struct up__proc *p, unsigned mb)
+{
+	struct up__pair cur = up__pair_peek(&p->inbox[mb]);
+	while (cur.ptr == NULL && /* cur.tag: p's pid, as in drain_slow */
+	       !up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, cur.tag))
+		;
+	return cur.ptr != NULL && cur.ptr != UP__INBOX_WAITING;
+}
+
 /* Wait until a message may have arrived in a mailbox of `mask` (or the
  * timer fired).  Returns at once if one is already there. */
 static inline __attribute__((always_inline)) void park(struct up__proc *p, unsigned mask)
@@ -616,13 +628,7 @@ static inline __attribute__((always_inline)) void park(struct up__proc *p, unsig
 		void *head = __atomic_load_n(&p->inbox[mb].ptr, __ATOMIC_ACQUIRE);
 		if (up_likely(head == UP__INBOX_WAITING))
 			continue;
-		if (head != NULL)
-			return; /* a message is in: no wait */
-		struct up__pair cur = up__pair_peek(&p->inbox[mb]);
-		while (cur.ptr == NULL && /* cur.tag: p's pid, as in drain_slow */
-		       !up__dwcas(&p->inbox[mb], &cur, UP__INBOX_WAITING, cur.tag))
-			;
-		if (cur.ptr != NULL && cur.ptr != UP__INBOX_WAITING)
+		if (head != NULL || park_mark(p, mb))
 			return; /* a message is in: no wait */
 	}
 	p->state = UP__P_WAITING;
@@ -781,14 +787,33 @@ out:
 	return r;
 }
 
-/* The plain receive: the oldest message of the highest-priority non-empty
- * mailbox of mask.  Inlined into its two callers (the hot path). */
-static inline __attribute__((always_inline)) int receive_plain(struct up__sched *s,
-								struct up__proc *p, unsigned mask,
-								struct up_msg *out, int64_t timeout_ns)
+/* Several mailboxes: take the oldest message of the highest-priority
+ * non-empty one of mask; 0 if they are all empty.  Out of line: its loop
+ * would enlarge the frame of every receive. */
+static __attribute__((noinline)) int receive_scan(struct up__sched *s, struct up__proc *p,
+						  unsigned mask, struct up_msg *out)
 {
-	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY))
-		return -EINVAL;
+	for (unsigned i = 0; i < p->nmb; i++) {
+		unsigned mb = p->order[i];
+		if (!(mask & (1u << mb)))
+			continue;
+		drain_live(p, mb);
+		struct up__msg *m = p->queue[mb].head;
+		if (m) {
+			take(s, p, mb, NULL, m, out);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The plain receive's loop (arguments checked).  Instantiated twice: with
+ * timeout_ns == UP_INFINITY (the hot path, which then keeps no deadline
+ * on its stack) and for the timed ones. */
+static inline __attribute__((always_inline)) int receive_loop(struct up__sched *s,
+							       struct up__proc *p, unsigned mask,
+							       struct up_msg *out, int64_t timeout_ns)
+{
 	int64_t deadline = 0;
 	int r;
 
@@ -804,27 +829,35 @@ static inline __attribute__((always_inline)) int receive_plain(struct up__sched 
 				receive_done(s, p);
 				return 0;
 			}
-		} else {
-			for (unsigned i = 0; i < p->nmb; i++) {
-				unsigned mb = p->order[i];
-				if (mb >= UP_MAX_MAILBOXES)
-					__builtin_unreachable();
-				if (!(mask & (1u << mb)))
-					continue;
-				drain_live(p, mb);
-				struct up__msg *m = p->queue[mb].head;
-				if (m) {
-					take(s, p, mb, NULL, m, out);
-					receive_done(s, p);
-					return 0;
-				}
-			}
+		} else if (receive_scan(s, p, mask, out)) {
+			receive_done(s, p);
+			return 0;
 		}
 		if ((r = wait_more(s, p, mask, timeout_ns, &deadline)) != 0) {
 			receive_done(s, p);
 			return r;
 		}
 	}
+}
+
+static __attribute__((noinline)) int receive_timed(struct up__sched *s, struct up__proc *p,
+						   unsigned mask, struct up_msg *out,
+						   int64_t timeout_ns)
+{
+	return receive_loop(s, p, mask, out, timeout_ns);
+}
+
+/* The plain receive: the oldest message of the highest-priority non-empty
+ * mailbox of mask.  Inlined into its two callers (the hot path). */
+static inline __attribute__((always_inline)) int receive_plain(struct up__sched *s,
+								struct up__proc *p, unsigned mask,
+								struct up_msg *out, int64_t timeout_ns)
+{
+	if (!out || (timeout_ns < 0 && timeout_ns != UP_INFINITY))
+		return -EINVAL;
+	if (timeout_ns != UP_INFINITY)
+		return receive_timed(s, p, mask, out, timeout_ns);
+	return receive_loop(s, p, mask, out, UP_INFINITY);
 }
 
 int up_recv(struct up_msg *msg, int64_t timeout_ns)
