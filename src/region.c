@@ -66,7 +66,7 @@ int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 	 * page-aligned so the guard page is one. */
 	l->heap_size = (l->slot_size - UP__PAGE - stack_size - top) & ~(UP__PAGE - 1);
 	/* A compact slot: the block and 512 bytes of saved frames (a process
-	 * blocked in a receive leaves about 420; deeper ones use a block). */
+	 * blocked in a receive leaves about 280; deeper ones use a block). */
 	l->save_size = COMPACT_SAVE;
 	l->compact_size = l->proc_size + COMPACT_SAVE;
 	up__regions.guard_supported = true;
