@@ -561,6 +561,10 @@ void up__proc_reap(struct up__sched *s, struct up__proc *p)
 	}
 	if (p->timer_idx)
 		up__timer_remove(&s->timers, p);
+	/* Its frames are dead now: the shared stack is free (and clean for
+	 * ASan) even while it stays a zombie. */
+	if (p->compact)
+		up__sstack_forget(&s->sstack, p);
 	if (zombie) {
 		p->state = UP__P_ZOMBIE;
 		return;
@@ -583,8 +587,7 @@ void up__proc_release(struct up__sched *s, struct up__proc *p)
 	up__fiber_tsan_destroy(p->tsan_fiber); /* it left for good: not current */
 	p->tsan_fiber = NULL;
 	if (p->compact) {
-		heap_dirty = 0;
-		up__sstack_forget(&s->sstack, p);
+		heap_dirty = 0; /* its stack was forgotten at reap */
 	} else {
 		up__fiber_stack_deregister(p->vg_stack);
 		char *stack_lo = up__slot_stack_lo(p->slot);

@@ -47,7 +47,8 @@ void up__sstack_fini(struct up__sstack *ss) UP_INTERNAL;
  * not be saved (no memory), it is ended with reason UP_NO_MEMORY. */
 void up__sstack_take(struct up__sstack *ss, struct up__proc *p) UP_INTERNAL;
 
-/* A compact process is released: forget its frames, free its block. */
+/* A compact process is dead (reaped; maybe a zombie until its I/O ends):
+ * forget its frames, free its block. */
 void up__sstack_forget(struct up__sstack *ss, struct up__proc *p) UP_INTERNAL;
 
 /* Whether [b, b+len) overlaps ss (a compact process's local buffer). */

@@ -459,6 +459,70 @@ static void test_io_buffers_on_the_shared_stack(void **state)
 	close(c.fd);
 }
 
+/* A compact process killed while parked in a receive on a socket (a
+ * zombie until the kernel answers the cancel), deep in its stack: the next
+ * compact processes find the shared stack free and clean (under ASan, no
+ * stale redzone of the dead frames). */
+static __attribute__((noinline)) void recv_deep(int fd, int n)
+{
+	char buf[700];
+	if (n > 0) {
+		recv_deep(fd, n - 1);
+		return;
+	}
+	(void)up_io_recv(fd, buf, sizeof buf, 0, UP_INFINITY);
+}
+
+static void deep_reader(void *arg)
+{
+	recv_deep((int)(intptr_t)arg, 6);
+}
+
+static __attribute__((noinline)) int deep_sum(int n)
+{
+	volatile char a[600];
+	for (size_t i = 0; i < sizeof a; i++)
+		a[i] = (char)(i + (size_t)n);
+	return n ? deep_sum(n - 1) + a[n] : a[0];
+}
+
+static void deep_worker(void *arg)
+{
+	up_pid main = (up_pid)(intptr_t)arg;
+	PCHECK_EQ(up_send_word(main, (uint64_t)deep_sum(12)), 0);
+}
+
+static void zombie_main(void *arg)
+{
+	int *fds = arg;
+	struct up_spawn_opts o = compact_opts();
+	up_pid r = up_spawn_opt(deep_reader, (void *)(intptr_t)fds[1], &o);
+	up_term ref = up_monitor(r);
+	up_yield(); /* it parks in its recv */
+	PCHECK_EQ(up_exit(r, UP_KILL), 0);
+	struct down_arg d = { ref };
+	struct up_msg m;
+	PCHECK_EQ(up_recv_match(match_down, &d, &m, WAIT_NS, 0), 0);
+	PCHECK(el(m.term, 4) == UP_KILLED);
+	up_msg_free(&m);
+	for (int i = 0; i < 3; i++) {
+		up_pid w = up_spawn_opt(deep_worker, (void *)(intptr_t)up_self(), &o);
+		PCHECK(w > 0);
+		PCHECK_EQ(up_recv(&m, WAIT_NS), 0);
+		PCHECK_EQ((int)m.word, deep_sum(12));
+	}
+}
+
+static void test_killed_in_io_deep(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+	RUN_OK(zombie_main, fds, 1);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 /* ------------------------------------------------------ kills and exits */
 
 static void kills_main(void *arg)
@@ -558,6 +622,7 @@ int main(void)
 		UPT_TEST(test_errors),
 		UPT_TEST(test_stack_overflow),
 		UPT_TEST(test_io_buffers_on_the_shared_stack),
+		UPT_TEST(test_killed_in_io_deep),
 		UPT_TEST(test_kills_and_exits),
 		UPT_TEST(test_heap),
 	};
