@@ -7,7 +7,8 @@
  * semantics.  Built and run by scripts/fuzz api SECONDS; its corpus,
  * tests/fuzz/api/, is replayed by `meson test --suite fuzz`.
  *
- * Each input is one up_run (1 scheduler, or 2 when byte 0 says so) whose
+ * Odd actors are compact processes (a shared stack), even ones have their
+ * own.  Each input is one up_run (1 scheduler, or 2 when byte 0 says so) whose
  * main process, the controller, interprets the rest of the input one step
  * at a time: it spawns up to 16 actors (8 alive at once), and for each step
  * sends one actor a command (a word in mailbox 0, as Erlang orders every
@@ -54,6 +55,10 @@
 #define CTL MAXA         /* the controller's id (as a sender) */
 #define WAIT_NS (10 * 1000000000LL)
 #define SHORT_NS 200000
+
+/* Odd actors are compact processes (UP_SPAWN_COMPACT): the same programs
+ * then switch between shared-stack and own-stack processes, both ways. */
+#define compact_bit(id) ((id) & 1 ? UP_SPAWN_COMPACT : 0u)
 
 #define FAIL(...)                                                         \
 	do {                                                              \
@@ -218,7 +223,7 @@ static void actor(void *arg)
 		case OP_SPAWN_LINK: {
 			struct up_spawn_opts so;
 			memset(&so, 0, sizeof so);
-			so.flags = UP_SPAWN_LINK | UP_SPAWN_MONITOR;
+			so.flags = UP_SPAWN_LINK | UP_SPAWN_MONITOR | compact_bit(c.arg);
 			so.mailboxes = 2;
 			up_pid p = up_spawn_opt(actor, (void *)(intptr_t)c.arg, &so);
 			o->rc = p;
@@ -558,10 +563,10 @@ static int spawn_actor(int sched)
 {
 	struct up_spawn_opts so;
 	memset(&so, 0, sizeof so);
-	so.flags = UP_SPAWN_MONITOR | UP_SPAWN_SCHEDULER;
+	int x = M.nids;
+	so.flags = UP_SPAWN_MONITOR | UP_SPAWN_SCHEDULER | compact_bit(x);
 	so.scheduler = sched;
 	so.mailboxes = 2;
-	int x = M.nids;
 	up_pid p = up_spawn_opt(actor, (void *)(intptr_t)x, &so);
 	CHECK(p > 0);
 	W.pid[x] = p;
