@@ -361,12 +361,11 @@ void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirt
 	unsigned n = c->cls[cls].n;
 	st[n++] = slot;
 	if (up_unlikely(n >= c->warm_max + TRIM_BATCH)) {
-		/* The bottom of the LIFO is the coldest: trim it. */
-		uint32_t batch[TRIM_BATCH];
-		memcpy(batch, st, sizeof(batch));
+		/* The bottom of the LIFO is the coldest: trim it (in place:
+		 * trim_and_pool may sort the batch). */
+		trim_and_pool(node, cls, st, TRIM_BATCH);
 		memmove(st, st + TRIM_BATCH, (n - TRIM_BATCH) * sizeof(*st));
 		n -= TRIM_BATCH;
-		trim_and_pool(node, cls, batch, TRIM_BATCH);
 	}
 	c->cls[cls].n = n;
 }
