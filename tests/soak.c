@@ -5,7 +5,9 @@
  *
  *  - churn: one spawner per scheduler spawns short-lived processes at full
  *    speed; every 64th has a heap_limit it passes (its DOWN must say
- *    heap_limit);
+ *    heap_limit); every other one is a compact process (UP_SPAWN_COMPACT),
+ *    as are the ping-pong echoes and half the HTTP handlers (their
+ *    receive buffers on the shared stack are bounced);
  *  - messaging: pairs across the two schedulers ping-pong terms and words
  *    (every reply checked), and a flooder feeds a slow receiver's
  *    DROP_OLDEST mailbox from the other scheduler;
@@ -128,6 +130,12 @@ static void child_hog(void *arg)
  * it, this load starved the supervisor's restarts for seconds. */
 #define CHURN_BATCH 256
 
+/* Every other process of a load is a compact one. */
+static inline unsigned compact(unsigned n)
+{
+	return n & 1 ? UP_SPAWN_COMPACT : 0;
+}
+
 static void churner(void *arg)
 {
 	(void)arg;
@@ -147,11 +155,12 @@ static void churner(void *arg)
 		for (int k = 0; k < batch && !atomic_load(&stop); k++) {
 			up_pid p;
 			if (++n % 64 == 0) {
-				struct up_spawn_opts o = { .flags = UP_SPAWN_MONITOR,
+				struct up_spawn_opts o = { .flags = UP_SPAWN_MONITOR | compact(n / 64),
 							   .heap_limit = 16384 };
 				p = up_spawn_opt(child_hog, NULL, &o);
 			} else {
-				p = up_spawn(child_noop, self);
+				struct up_spawn_opts o = { .flags = compact(n) };
+				p = up_spawn_opt(child_noop, self, &o);
 			}
 			if (p <= 0) {
 				FAIL("spawn: %" PRId64, p);
@@ -210,7 +219,8 @@ static void echo(void *arg)
 static void pinger(void *arg)
 {
 	int sched = (int)(intptr_t)arg;
-	struct up_spawn_opts o = { .flags = UP_SPAWN_SCHEDULER, .scheduler = 1 - sched };
+	struct up_spawn_opts o = { .flags = UP_SPAWN_SCHEDULER | UP_SPAWN_COMPACT,
+				   .scheduler = 1 - sched };
 	up_pid e = up_spawn_opt(echo, NULL, &o);
 	static const char pad[100] = "soak";
 	up_term self = up_pid_term(up_self());
@@ -388,7 +398,7 @@ static void acceptor(void *arg)
 			up_sleep(10 * MS);
 			continue;
 		}
-		struct up_spawn_opts o = { .flags = UP_SPAWN_SCHEDULER,
+		struct up_spawn_opts o = { .flags = UP_SPAWN_SCHEDULER | compact((unsigned)fd >> 1),
 					   .scheduler = fd & 1 };
 		if (up_spawn_opt(handler, (void *)(intptr_t)fd, &o) <= 0) {
 			close(fd);
