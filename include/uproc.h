@@ -190,9 +190,10 @@ struct up_spawn_opts {
  * guarded like any stack); when it leaves the CPU and another compact
  * process needs that stack, the part it uses (a few hundred bytes for a
  * process blocked in a receive) is copied out, and back when it runs again.
- * An idle compact process costs 1.5 KiB (its control block and saved
- * frames share one slot; 8 slots fill 3 pages) instead of a page, and a
- * spawn touches no new stack memory.  The price: a copy of the used frames per switch between
+ * An idle compact process costs 1344 bytes (its control block and up to
+ * 320 bytes of saved frames share one slot; deeper frames spill into a
+ * block of their size) instead of a page, and a spawn touches no new stack
+ * memory.  The price: a copy of the used frames per switch between
  * two compact processes of one scheduler, and one rule:
  *   the address of a compact process's local variable is valid only while
  *   that process runs.  Do not give it to another process (as a spawn

@@ -23,7 +23,7 @@
 
 #define REFILL 64      /* slots moved from a node pool to a cache at once */
 #define TRIM_BATCH 256 /* slots trimmed and moved back at once */
-#define COMPACT_SAVE 512 /* bytes of saved frames in a compact slot */
+#define COMPACT_SAVE 320 /* bytes of saved frames in a compact slot */
 
 struct up__regions up__regions;
 
@@ -65,8 +65,9 @@ int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 	/* The heap takes what the power-of-two rounding leaves (>= asked),
 	 * page-aligned so the guard page is one. */
 	l->heap_size = (l->slot_size - UP__PAGE - stack_size - top) & ~(UP__PAGE - 1);
-	/* A compact slot: the block and 512 bytes of saved frames (a process
-	 * blocked in a receive leaves about 280; deeper ones use a block). */
+	/* A compact slot: the block and 320 bytes of saved frames (a process
+	 * blocked in a receive leaves about 280; the frames of one parked
+	 * deeper spill into a block: shared_stack.c). */
 	l->save_size = COMPACT_SAVE;
 	l->compact_size = l->proc_size + COMPACT_SAVE;
 	up__regions.guard_supported = true;

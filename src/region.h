@@ -29,8 +29,8 @@
  * Two classes of slot, each in chunks of its own (a chunk records its slot
  * size, so a pid still finds its control block with a multiply and an add):
  *  - stack slots, as above, for processes with a stack of their own;
- *  - compact slots (UP_SPAWN_COMPACT): the block and 512 bytes (1.5 KiB:
- *    8 slots in 3 pages), no heap, no stack, no guard:
+ *  - compact slots (UP_SPAWN_COMPACT): the block and 320 bytes of saved
+ *    frames (1344 bytes: 3 slots a page), no heap, no stack, no guard:
  *
  *      [ saved frames (save area) | proc ]
  *

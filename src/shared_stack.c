@@ -92,14 +92,24 @@ static inline void copy_frames(void *dst, const void *src, size_t len)
 	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(len) : : "memory");
 }
 
-/* Where p's frames of len bytes go: its slot's save area, or a block of
- * its own (grown as needed).  NULL without memory. */
-static void *save_area(struct up__proc *p, size_t len)
+/*
+ * Where saved frames go: the outermost save_size bytes (next to the stack's
+ * top) in the slot's save area, and whatever lies deeper in a node-local
+ * block of the process's, sized to that excess (64-byte steps, kept for
+ * the next save).  A process parked a little deeper than usual costs a
+ * small block, not a second slot's worth.
+ */
+static inline size_t inline_part(size_t len)
 {
-	if (len <= up__regions.layout.save_size)
-		return up__slot_base(p->slot);
-	if (len > p->save_cap) {
-		size_t cap = (len + 1023) & ~(size_t)1023;
+	size_t in = up__regions.layout.save_size;
+	return len < in ? len : in;
+}
+
+/* p's block for `excess` bytes (grown as needed), or NULL without memory. */
+static void *excess_block(struct up__proc *p, size_t excess)
+{
+	if (excess > p->save_cap) {
+		size_t cap = (excess + 63) & ~(size_t)63;
 		void *b = UP_FAULT_PTR(UP__F_SAVE_BLOCK, up__local_alloc(cap));
 		if (!b)
 			return NULL;
@@ -118,9 +128,12 @@ static void save_owner(struct up__sstack *ss)
 	if (!o->sp)
 		return;
 	size_t len = (size_t)(ss->hi - (char *)o->sp);
-	void *dst = save_area(o, len);
-	if (up_likely(dst)) {
-		copy_frames(dst, o->sp, len);
+	size_t in = inline_part(len);
+	void *block = len > in ? excess_block(o, len - in) : NULL;
+	if (up_likely(len == in || block)) {
+		copy_frames(up__slot_base(o->slot), ss->hi - in, in);
+		if (block)
+			copy_frames(block, o->sp, len - in);
 		clean_shadow(o->sp, len);
 		return;
 	}
@@ -143,9 +156,11 @@ void up__sstack_take(struct up__sstack *ss, struct up__proc *p)
 		return;
 	}
 	size_t len = (size_t)(ss->hi - (char *)p->sp);
+	size_t in = inline_part(len);
 	make_writable(p->sp, len);
-	const void *src = len <= up__regions.layout.save_size ? up__slot_base(p->slot) : p->save_block;
-	copy_frames(p->sp, src, len);
+	copy_frames(ss->hi - in, up__slot_base(p->slot), in);
+	if (len > in)
+		copy_frames(p->sp, p->save_block, len - in);
 	clean_shadow(p->sp, len);
 }
 

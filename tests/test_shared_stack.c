@@ -13,7 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#define COMPACT_SLOT 1536
+#define COMPACT_SLOT 1344
 
 static struct up_spawn_opts compact_opts(void)
 {
