@@ -959,6 +959,8 @@ struct up_sched_stats {
 	uint64_t given;          /* processes it handed to others of its node */
 	uint64_t long_runs;      /* processes seen running past long_run_us */
 	uint64_t processes;      /* live processes it runs now */
+	uint64_t prepared;       /* fresh stack slots it readied, idle, for its
+				    node's spawners (guard, resident page) */
 };
 
 /*

@@ -134,6 +134,8 @@ static up_pid spawn(struct up__sched *self, up_fn fn, void *arg, struct up_spawn
 		r = (int)slot;
 		goto fail;
 	}
+	if (up_unlikely(self && self->regions.ask_help))
+		up__sched_ask_help(self);
 	up_pid pid = up__make_pid((uint32_t)slot, up__region_next_gen((uint32_t)slot));
 	struct up__proc *p = up__slot_proc((uint32_t)slot);
 

@@ -88,6 +88,8 @@ struct up__node_pool {
 	size_t nfree, cap;
 	uint32_t fresh_next;   /* next never-used slot of the current chunk */
 	uint32_t fresh_end;
+	uint32_t prep_next;    /* stack class: fresh slots below it are prepared,
+				  or being prepared, by an idle scheduler */
 };
 
 /* Per-scheduler cache of free slots of each class (owner thread only). */
@@ -98,6 +100,7 @@ struct up__region_cache {
 		unsigned n;
 	} cls[UP__CLASSES];
 	unsigned cap, warm_max;
+	bool ask_help;         /* a take asked for preparation: wake an idle peer */
 };
 
 struct up__regions {
@@ -106,6 +109,7 @@ struct up__regions {
 	uint32_t nchunks;                 /* under chunk_lock */
 	pthread_mutex_t chunk_lock;
 	struct up__node_pool pool[UP__CLASSES][64];
+	int want_prep[64];                /* atomic, per node: fresh stack slots to prepare */
 	bool guard_supported;
 };
 
@@ -124,6 +128,16 @@ int64_t up__region_take(struct up__region_cache *c, int node, int cls) UP_INTERN
 /* Return a dead process's slot (to c, or to the node pool when c is NULL or
  * of another node).  heap_dirty: bytes of in-slot heap it used. */
 void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirty) UP_INTERNAL;
+/* For a scheduler with nothing to run: prepare a step of node's fresh stack
+ * slots ahead of its spawners (guards, resident top pages), when one of them
+ * asked.  Returns how many slots it prepared. */
+unsigned up__region_prepare(int node) UP_INTERNAL;
+/* Whether a spawner on node asked for fresh slots to be prepared. */
+static inline bool up__region_prep_wanted(int node)
+{
+	return __atomic_load_n(&up__regions.want_prep[node], __ATOMIC_SEQ_CST) != 0;
+}
+
 /* Next generation of a slot being handed to a new process. */
 uint32_t up__region_next_gen(uint32_t slot) UP_INTERNAL;
 

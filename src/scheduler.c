@@ -115,6 +115,20 @@ void up__sched_kick(struct up__sched *s)
 	}
 }
 
+void up__sched_ask_help(struct up__sched *s)
+{
+	s->regions.ask_help = false;
+	/* The request (want_prep) was stored seq_cst: a peer going to sleep
+	 * sees it in has_work, or we see it SLEEPING here (Dekker, as in
+	 * up__sched_post).  One peer is enough. */
+	for (unsigned i = 0; i < s->npeers; i++)
+		if (__atomic_load_n(&s->peers[i]->state, __ATOMIC_SEQ_CST) == UP__S_SLEEPING) {
+			UP__STAT(s, wakes_sent, 1);
+			up__sched_kick(s->peers[i]);
+			return;
+		}
+}
+
 void up__sched_post(struct up__sched *t, struct up__msg *r)
 {
 	struct up__msg *h = __atomic_load_n(&t->remote_head, __ATOMIC_RELAXED);
@@ -528,6 +542,7 @@ static int arm_wake(struct up__sched *s)
 static inline int has_work(struct up__sched *s, int64_t now)
 {
 	return __atomic_load_n(&s->remote_head, __ATOMIC_RELAXED) ||
+	       up__region_prep_wanted(s->node) ||
 	       __atomic_load_n(&up__rt.stopping, __ATOMIC_RELAXED) ||
 	       (s->timers.n && up__timer_next(&s->timers) <= now);
 }
@@ -535,6 +550,13 @@ static inline int has_work(struct up__sched *s, int64_t now)
 static void idle(struct up__sched *s)
 {
 	up__live_flush(s);
+	/* Nothing to run: prepare fresh slots for the node's spawners (a
+	 * step at a time, then look for work again). */
+	unsigned prepared = up__region_prepare(s->node);
+	if (prepared) {
+		UP__STAT(s, prepared, prepared);
+		return;
+	}
 	if (s->npeers)
 		hunger(s);
 	/* With I/O in flight, completions need a kernel entry (DEFER_TASKRUN):

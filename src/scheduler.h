@@ -142,6 +142,9 @@ static inline void up__sched_wake_local(struct up__sched *s, struct up__proc *p)
 	}
 	rq_push(s, p);
 }
+/* Owner thread: s's region cache asked for fresh slots to be prepared:
+ * wake a sleeping peer of its node (an idle one prepares them). */
+void up__sched_ask_help(struct up__sched *s) UP_INTERNAL;
 /* Any thread: hand request r to scheduler t and wake t if it sleeps. */
 void up__sched_post(struct up__sched *t, struct up__msg *r) UP_INTERNAL;
 /* Owner thread: link a new process into s's list of processes. */

@@ -448,6 +448,24 @@ static inline void *shared_alloc(size_t size)
 			fail_msg("%s: failed with code %d", what, r_);      \
 	} while (0)
 
+/* ---- stack overflow ---- */
+
+/* Depth at which stack_deep() returns: never reached unless a test lowers
+ * it (the stack ends first). */
+static volatile int stack_depth_limit __attribute__((unused)) = 1 << 30;
+
+/* Recurse 2 KiB a frame (< a page: every page is touched in turn) down to
+ * stack_depth_limit, or into the guard page. */
+static __attribute__((noinline, unused)) int stack_deep(int n)
+{
+	volatile char frame[2048];
+	for (size_t i = 0; i < sizeof frame; i += 64)
+		frame[i] = (char)n;
+	if (n >= stack_depth_limit)
+		return frame[0];
+	return stack_deep(n + 1) + frame[(unsigned)n % sizeof frame]; /* no tail call */
+}
+
 /* ---- terms in tests ---- */
 
 static inline up_term A(const char *name) { return up_atom(name); }

@@ -21,24 +21,13 @@
 
 /* ------------------------------------------------------------ overflow */
 
-static volatile int depth_limit = 1 << 30; /* never reached: the stack ends first */
 static atomic_int overflow_returned;
-
-static __attribute__((noinline)) int deep(int n)
-{
-	volatile char frame[2048]; /* < a page: every page is touched in turn */
-	for (size_t i = 0; i < sizeof frame; i += 64)
-		frame[i] = (char)n;
-	if (n >= depth_limit)
-		return frame[0];
-	return deep(n + 1) + frame[(unsigned)n % sizeof frame]; /* no tail call */
-}
 
 static void overflower(void *arg)
 {
 	(void)arg;
 	up_yield(); /* let the others get going first */
-	deep(0);
+	stack_deep(0);
 	atomic_fetch_add(&overflow_returned, 1); /* never */
 }
 
@@ -369,14 +358,14 @@ static void linked_main(void *arg)
 	struct up_spawn_opts o = spawn_opts();
 	o.flags = UP_SPAWN_MONITOR;
 	static volatile int limit_ok = 20; /* 20 x 2 KiB = 40 KiB of 64 */
-	depth_limit = limit_ok;
+	stack_depth_limit = limit_ok;
 	up_pid p = up_spawn_opt(overflower, NULL, &o);
 	struct up_msg m;
 	if (proc_recv_or_die(&m) == 0) {
 		PCHECK(el(m.term, 3) == up_pid_term(p));
 		PCHECK(el(m.term, 4) == UP_NORMAL);
 	}
-	depth_limit = 1 << 30;
+	stack_depth_limit = 1 << 30;
 	PCHECK_EQ(atomic_load(&overflow_returned), 1);
 	atomic_store(&overflow_returned, 0);
 }

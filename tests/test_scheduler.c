@@ -4,6 +4,8 @@
  * yet by a busy peer of its node; never across nodes, never a process placed
  * with UP_SPAWN_SCHEDULER, never with UP_RUN_NO_BALANCE; and messages sent
  * while processes move are delivered exactly once, in order per sender.
+ * An idle scheduler readies fresh stack slots for a busy spawner of its node
+ * (src/region.c), and processes on those slots keep their guard pages.
  */
 #include "helpers.h"
 
@@ -339,6 +341,75 @@ static void test_new_process_not_starved(void **state)
 	assert_true(wait < 200 * MS);
 }
 
+/* ------------------------------------- fresh slots readied by an idle peer */
+
+#define PARKED 3000
+
+struct readied {
+	uint64_t prepared;  /* scheduler 1's count once the spawner stopped */
+	int overflowed;     /* processes on later fresh slots ended by their guard */
+};
+
+static void parked(void *arg)
+{
+	(void)arg;
+	struct up_msg m;
+	(void)proc_recv_or_die(&m);
+}
+
+static void overflows(void *arg)
+{
+	(void)arg;
+	stack_deep(0);
+}
+
+static void readied_main(void *arg)
+{
+	struct readied *r = arg;
+	static up_pid pids[PARKED];
+	struct up_spawn_opts o = spawn_on(0);
+	struct up_sched_stats st = { 0 };
+
+	/* Scheduler 0 spawns; scheduler 1 has nothing to run. */
+	for (int i = 0; i < PARKED; i++)
+		PCHECK((pids[i] = up_spawn_opt(parked, NULL, &o)) > 0);
+	for (int i = 0; i < 2000 && st.prepared < 512; i++) {
+		up_sleep(MS);
+		PCHECK_EQ(up_sched_stats(1, &st), 0);
+	}
+	r->prepared = st.prepared;
+	/* The next fresh slots are among those readied: an overflow there
+	 * still ends in the guard page, and only that process. */
+	for (int i = 0; i < 8; i++) {
+		struct up_spawn_opts om = spawn_on(0);
+		om.flags |= UP_SPAWN_MONITOR;
+		PCHECK(up_spawn_opt(overflows, NULL, &om) > 0);
+		struct up_msg m;
+		if (proc_recv_or_die(&m) != 0)
+			break;
+		r->overflowed += is_tagged(m.term, A("DOWN"), 5) && el(m.term, 4) == UP_STACK_OVERFLOW;
+		up_msg_free(&m);
+	}
+	for (int i = 0; i < PARKED; i++)
+		PCHECK_EQ(up_send_word(pids[i], 1), 0);
+	for (int i = 0; i < PARKED; i++)
+		proc_wait_exit(pids[i]);
+}
+
+/* 3,000 processes pinned to scheduler 0 take fresh slots; scheduler 1,
+ * idle, readies the next ones (guard page, resident block page) ahead of
+ * them, and the processes spawned on those slots run, park, and overflow
+ * into their guard like any other. */
+static void test_idle_peer_readies_slots(void **state)
+{
+	(void)state;
+	struct readied r = { 0 };
+	RUN_OK(readied_main, &r, 2);
+	print_message("  scheduler 1 readied %" PRIu64 " slots\n", r.prepared);
+	assert_true(r.prepared >= 512);
+	assert_int_equal(r.overflowed, 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +420,7 @@ int main(void)
 		UPT_TEST(test_messages_while_moving),
 		UPT_TEST(test_process_that_ran_stays),
 		UPT_TEST(test_new_process_not_starved),
+		UPT_TEST(test_idle_peer_readies_slots),
 	};
 	return UPT_RUN("scheduler", tests);
 }

@@ -281,21 +281,10 @@ static void test_errors(void **state)
 
 /* ------------------------------------------------------------- overflow */
 
-static volatile int depth_limit = 1 << 30; /* never reached: the stack ends first */
-
-static __attribute__((noinline)) int deep(int n)
-{
-	volatile char frame[512];
-	frame[0] = (char)n;
-	if (n >= depth_limit)
-		return frame[0];
-	return deep(n + 1) + frame[(unsigned)n % sizeof frame]; /* no tail call */
-}
-
 static void overflower(void *arg)
 {
 	(void)arg;
-	deep(0);
+	stack_deep(0);
 }
 
 static void keeper(void *arg)
