@@ -961,6 +961,8 @@ struct up_sched_stats {
 	uint64_t processes;      /* live processes it runs now */
 	uint64_t prepared;       /* fresh stack slots it readied, idle, for its
 				    node's spawners (guard, resident page) */
+	uint64_t trimmed;        /* dead processes' slots it returned to the
+				    kernel, idle, for its node's schedulers */
 };
 
 /*

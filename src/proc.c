@@ -607,4 +607,6 @@ void up__proc_release(struct up__sched *s, struct up__proc *p)
 	UP__STAT(s, exits, 1);
 	up__live_release(s);
 	up__region_give(&s->regions, p->slot, heap_dirty);
+	if (up_unlikely(s->regions.ask_help))
+		up__sched_ask_help(s);
 }

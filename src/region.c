@@ -85,6 +85,7 @@ void up__regions_fini(void)
 	for (int c = 0; c < UP__CLASSES; c++)
 		for (int i = 0; i < 64; i++) {
 			free(up__regions.pool[c][i].free);
+			free(up__regions.pool[c][i].pend);
 			pthread_mutex_destroy(&up__regions.pool[c][i].lock);
 		}
 	pthread_mutex_destroy(&up__regions.chunk_lock);
@@ -208,33 +209,40 @@ static void populate(const uint32_t *s, unsigned n)
 	}
 }
 
+/* Raise node's memory-work flag for its idle schedulers: true when this
+ * call raised it (then wake one, up__sched_ask_help). */
+static bool want_work(int node)
+{
+	int *w = &up__regions.mem_work[node];
+	return !__atomic_load_n(w, __ATOMIC_RELAXED) && !__atomic_exchange_n(w, 1, __ATOMIC_SEQ_CST);
+}
+
 /*
  * Fresh stack slots are prepared ahead of the spawners by idle schedulers of
  * their node: guard installed, the page of the block and stack top
  * resident, PREP_STEP slots at a time, up to PREP_AHEAD slots (4 MiB) ahead
  * of the fresh cursor.  A fresh stack slot otherwise costs its spawner a
- * guard madvise and its first run a page fault, ~2 us together here, where
- * a peer that has nothing to run pays them instead: own-stack spawn at 2
- * schedulers, 3360 -> 2382 ns (medians of 5 alternating runs).
- * Compact slots are not prepared this way: their pages, zeroed by another
- * CPU, arrive in the spawner's cache by transfer, and measured so the
- * spawn was no faster (698 against 656 ns) while teardown was ~10% slower.
+ * guard madvise and its first run a page fault, ~2 us together here, which
+ * a peer with nothing to run pays instead (docs/design.md, the figures).
+ * Compact slots are populated in bulk by their spawner, as before: when a
+ * peer did it, their zeroed lines came from the other CPU's cache and the
+ * spawn gained ~5%.
  *
- * Slots in [fresh_next, prep_next) are claimed (prepared, or being
- * prepared); a spawner pays for what it takes beyond prep_next itself, as
- * before, and asks for help when the claimed part runs short.  Preparing
- * is idempotent (a resident page stays, an installed guard is installed
- * again), so a spawner that overtakes a preparer, or a preparer that lags
- * behind a spawner, changes nothing but who pays.
+ * prep_next (under the pool's lock) is where the preparers go on; one
+ * that finds it fewer than PREP_LEAD slots ahead of the spawners jumps to
+ * that lead (two threads faulting pages under one page table contend on
+ * its lock).  Spawners take fresh slots regardless: preparing is
+ * idempotent (a resident page stays, a guard installed twice is one
+ * guard), so whoever reaches a slot first pays, and a spawner asks for
+ * help when the prepared lead runs short.
  */
 #define PREP_AHEAD 1024u
 #define PREP_LEAD 128u
 #define PREP_STEP 16u
 
-unsigned up__region_prepare(int node)
+/* One step of preparation for node: how many slots it readied. */
+static unsigned prepare_step(int node)
 {
-	if (!__atomic_load_n(&up__regions.want_prep[node], __ATOMIC_RELAXED))
-		return 0;
 	struct up__node_pool *pool = &up__regions.pool[UP__CLASS_STACK][node];
 	pthread_mutex_lock(&pool->lock);
 	/* Behind the spawners (or just asked): start PREP_LEAD slots ahead of
@@ -245,7 +253,6 @@ unsigned up__region_prepare(int node)
 	uint32_t b = a + PREP_STEP < pool->fresh_end ? a + PREP_STEP : pool->fresh_end;
 	if (a >= b || a - pool->fresh_next >= PREP_AHEAD) {
 		pthread_mutex_unlock(&pool->lock);
-		__atomic_store_n(&up__regions.want_prep[node], 0, __ATOMIC_RELAXED);
 		return 0;
 	}
 	pool->prep_next = b;
@@ -280,9 +287,8 @@ static unsigned pool_take(int node, int cls, uint32_t *out, unsigned want, bool 
 		      pool->prep_next < pool->fresh_next + PREP_AHEAD / 2 &&
 		      pool->prep_next < pool->fresh_end;
 	pthread_mutex_unlock(&pool->lock);
-	int *w = &up__regions.want_prep[node];
-	if (short_ && !__atomic_load_n(w, __ATOMIC_RELAXED) && !__atomic_exchange_n(w, 1, __ATOMIC_SEQ_CST))
-		*ask = true;
+	if (short_)
+		*ask |= want_work(node);
 	if (cls == UP__CLASS_COMPACT && n > fresh)
 		populate(out + fresh, n - fresh);
 	return n;
@@ -340,6 +346,78 @@ static void trim_and_pool(int node, int cls, uint32_t *s, unsigned n)
 	for (unsigned i = n; i-- > 0;)
 		pool->free[pool->nfree++] = s[i];
 	pthread_mutex_unlock(&pool->lock);
+}
+
+/*
+ * Trims go to idle schedulers too: a batch that overflows a scheduler's
+ * warm cache is queued on its node's pool (up to PEND_MAX batches) and a
+ * sleeping peer is woken; a scheduler with nothing to run returns it
+ * (MADV_DONTNEED, 256 slots: 13 to 41 us of kernel time here, by class).
+ * A full queue, or no buffer for it, means the trim is done at once, as
+ * before.  The slots of a queued batch are in no cache and no pool: nobody
+ * else touches them until it is trimmed.
+ */
+#define PEND_MAX 4
+
+static bool trim_defer(int node, int cls, const uint32_t *s)
+{
+	struct up__node_pool *pool = &up__regions.pool[cls][node];
+	bool queued = false;
+
+	pthread_mutex_lock(&pool->lock);
+	if (!pool->pend)
+		pool->pend = malloc(PEND_MAX * TRIM_BATCH * sizeof(uint32_t));
+	if (pool->pend && pool->npend < PEND_MAX) {
+		memcpy(pool->pend + (size_t)pool->npend * TRIM_BATCH, s, TRIM_BATCH * sizeof(*s));
+		__atomic_store_n(&pool->npend, pool->npend + 1, __ATOMIC_RELAXED); /* hint readers */
+		queued = true;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return queued;
+}
+
+/* Trim one queued batch of node, if any: how many slots. */
+static unsigned trim_step(int node)
+{
+	for (int cls = 0; cls < UP__CLASSES; cls++) {
+		struct up__node_pool *pool = &up__regions.pool[cls][node];
+		uint32_t batch[TRIM_BATCH];
+		if (!__atomic_load_n(&pool->npend, __ATOMIC_RELAXED))
+			continue;
+		pthread_mutex_lock(&pool->lock);
+		unsigned n = pool->npend;
+		if (n) {
+			memcpy(batch, pool->pend + (size_t)(n - 1) * TRIM_BATCH, sizeof(batch));
+			__atomic_store_n(&pool->npend, n - 1, __ATOMIC_RELAXED);
+		}
+		pthread_mutex_unlock(&pool->lock);
+		if (n) {
+			trim_and_pool(node, cls, batch, TRIM_BATCH);
+			return TRIM_BATCH;
+		}
+	}
+	return 0;
+}
+
+struct up__region_work up__region_idle_work(int node)
+{
+	struct up__region_work w = { 0, 0 };
+	int *flag = &up__regions.mem_work[node];
+
+	if (!__atomic_load_n(flag, __ATOMIC_RELAXED))
+		return w;
+	for (int look = 0; look < 2; look++) {
+		if ((w.trimmed = trim_step(node)) || (w.prepared = prepare_step(node))) {
+			if (look)  /* raised again after our clear: keep it up */
+				__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+			return w;
+		}
+		/* Nothing: lower the flag, then look once more (a request
+		 * made just before the store is seen now). */
+		if (!look)
+			__atomic_store_n(flag, 0, __ATOMIC_SEQ_CST);
+	}
+	return w;
 }
 
 int up__region_cache_init(struct up__region_cache *c, int node, unsigned warm_max)
@@ -424,8 +502,11 @@ void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirt
 	st[n++] = slot;
 	if (up_unlikely(n >= c->warm_max + TRIM_BATCH)) {
 		/* The bottom of the LIFO is the coldest: trim it (in place:
-		 * trim_and_pool may sort the batch). */
-		trim_and_pool(node, cls, st, TRIM_BATCH);
+		 * trim_and_pool may sort the batch), or have it trimmed. */
+		if (trim_defer(node, cls, st))
+			c->ask_help |= want_work(node);
+		else
+			trim_and_pool(node, cls, st, TRIM_BATCH);
 		memmove(st, st + TRIM_BATCH, (n - TRIM_BATCH) * sizeof(*st));
 		n -= TRIM_BATCH;
 	}

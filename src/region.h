@@ -24,7 +24,10 @@
  *    issued twice, not even by a later up_run;
  *  - slots are cached per scheduler, warm (pages resident) up to
  *    warm_regions; beyond that batches are trimmed (MADV_DONTNEED on
- *    coalesced ranges) and returned to their node's pool.
+ *    coalesced ranges) and returned to their node's pool;
+ *  - the node's memory work goes to its idle schedulers where it can: those
+ *    trims (at most PEND_MAX batches wait; past that the giver trims), and
+ *    readying fresh stack slots ahead of the spawners (region.c).
  *
  * Two classes of slot, each in chunks of its own (a chunk records its slot
  * size, so a pid still finds its control block with a multiply and an add):
@@ -90,6 +93,8 @@ struct up__node_pool {
 	uint32_t fresh_end;
 	uint32_t prep_next;    /* stack class: fresh slots below it are prepared,
 				  or being prepared, by an idle scheduler */
+	uint32_t *pend;        /* batches queued for an idle scheduler to trim */
+	unsigned npend;        /* (atomic read without the lock: a hint) */
 };
 
 /* Per-scheduler cache of free slots of each class (owner thread only). */
@@ -100,7 +105,7 @@ struct up__region_cache {
 		unsigned n;
 	} cls[UP__CLASSES];
 	unsigned cap, warm_max;
-	bool ask_help;         /* a take asked for preparation: wake an idle peer */
+	bool ask_help;         /* a take or give raised mem_work: wake an idle peer */
 };
 
 struct up__regions {
@@ -109,7 +114,7 @@ struct up__regions {
 	uint32_t nchunks;                 /* under chunk_lock */
 	pthread_mutex_t chunk_lock;
 	struct up__node_pool pool[UP__CLASSES][64];
-	int want_prep[64];                /* atomic, per node: fresh stack slots to prepare */
+	int mem_work[64];                 /* atomic, per node: slots to prepare or trim */
 	bool guard_supported;
 };
 
@@ -128,14 +133,21 @@ int64_t up__region_take(struct up__region_cache *c, int node, int cls) UP_INTERN
 /* Return a dead process's slot (to c, or to the node pool when c is NULL or
  * of another node).  heap_dirty: bytes of in-slot heap it used. */
 void up__region_give(struct up__region_cache *c, uint32_t slot, size_t heap_dirty) UP_INTERNAL;
-/* For a scheduler with nothing to run: prepare a step of node's fresh stack
- * slots ahead of its spawners (guards, resident top pages), when one of them
- * asked.  Returns how many slots it prepared. */
-unsigned up__region_prepare(int node) UP_INTERNAL;
-/* Whether a spawner on node asked for fresh slots to be prepared. */
-static inline bool up__region_prep_wanted(int node)
+/*
+ * Node memory work for a scheduler with nothing to run, asked for by busy
+ * schedulers of the node (their cache's ask_help): trim a batch of slots
+ * that overflowed a warm cache, or ready a step of fresh stack slots ahead
+ * of the spawners (guards, resident block pages).  One step per call;
+ * returns what it did (all 0: nothing to do).
+ */
+struct up__region_work {
+	unsigned prepared, trimmed;
+};
+struct up__region_work up__region_idle_work(int node) UP_INTERNAL;
+/* Whether node has memory work for an idle scheduler. */
+static inline bool up__region_work_wanted(int node)
 {
-	return __atomic_load_n(&up__regions.want_prep[node], __ATOMIC_SEQ_CST) != 0;
+	return __atomic_load_n(&up__regions.mem_work[node], __ATOMIC_SEQ_CST) != 0;
 }
 
 /* Next generation of a slot being handed to a new process. */

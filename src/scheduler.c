@@ -118,7 +118,7 @@ void up__sched_kick(struct up__sched *s)
 void up__sched_ask_help(struct up__sched *s)
 {
 	s->regions.ask_help = false;
-	/* The request (want_prep) was stored seq_cst: a peer going to sleep
+	/* The request (mem_work) was stored seq_cst: a peer going to sleep
 	 * sees it in has_work, or we see it SLEEPING here (Dekker, as in
 	 * up__sched_post).  One peer is enough. */
 	for (unsigned i = 0; i < s->npeers; i++)
@@ -542,7 +542,7 @@ static int arm_wake(struct up__sched *s)
 static inline int has_work(struct up__sched *s, int64_t now)
 {
 	return __atomic_load_n(&s->remote_head, __ATOMIC_RELAXED) ||
-	       up__region_prep_wanted(s->node) ||
+	       up__region_work_wanted(s->node) ||
 	       __atomic_load_n(&up__rt.stopping, __ATOMIC_RELAXED) ||
 	       (s->timers.n && up__timer_next(&s->timers) <= now);
 }
@@ -550,11 +550,12 @@ static inline int has_work(struct up__sched *s, int64_t now)
 static void idle(struct up__sched *s)
 {
 	up__live_flush(s);
-	/* Nothing to run: prepare fresh slots for the node's spawners (a
-	 * step at a time, then look for work again). */
-	unsigned prepared = up__region_prepare(s->node);
-	if (prepared) {
-		UP__STAT(s, prepared, prepared);
+	/* Nothing to run: do the node's memory work (a step at a time, then
+	 * look for processes again). */
+	struct up__region_work w = up__region_idle_work(s->node);
+	if (w.prepared | w.trimmed) {
+		UP__STAT(s, prepared, w.prepared);
+		UP__STAT(s, trimmed, w.trimmed);
 		return;
 	}
 	if (s->npeers)

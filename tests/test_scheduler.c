@@ -4,8 +4,9 @@
  * yet by a busy peer of its node; never across nodes, never a process placed
  * with UP_SPAWN_SCHEDULER, never with UP_RUN_NO_BALANCE; and messages sent
  * while processes move are delivered exactly once, in order per sender.
- * An idle scheduler readies fresh stack slots for a busy spawner of its node
- * (src/region.c), and processes on those slots keep their guard pages.
+ * An idle scheduler does its node's memory work (src/region.c): it readies
+ * fresh stack slots for a busy spawner (processes on them keep their guard
+ * pages) and returns the slots a busy scheduler's exits left over.
  */
 #include "helpers.h"
 
@@ -341,14 +342,29 @@ static void test_new_process_not_starved(void **state)
 	assert_true(wait < 200 * MS);
 }
 
-/* ------------------------------------- fresh slots readied by an idle peer */
+/* ----------------------------------- memory work done by an idle scheduler */
 
 #define PARKED 3000
 
 struct readied {
 	uint64_t prepared;  /* scheduler 1's count once the spawner stopped */
 	int overflowed;     /* processes on later fresh slots ended by their guard */
+	uint64_t trimmed;   /* scheduler 1's count once scheduler 0's exited */
+	int respawned;      /* of PARKED spawned again on the trimmed slots */
 };
+
+/* Scheduler 1's counters once `field` reaches at least `want` (2 s at most). */
+static struct up_sched_stats peer_stats_at(size_t field, uint64_t want)
+{
+	struct up_sched_stats st = { 0 };
+	for (int i = 0; i < 2000; i++) {
+		PCHECK_EQ(up_sched_stats(1, &st), 0);
+		if (*(uint64_t *)((char *)&st + field) >= want)
+			break;
+		up_sleep(MS);
+	}
+	return st;
+}
 
 static void parked(void *arg)
 {
@@ -368,16 +384,11 @@ static void readied_main(void *arg)
 	struct readied *r = arg;
 	static up_pid pids[PARKED];
 	struct up_spawn_opts o = spawn_on(0);
-	struct up_sched_stats st = { 0 };
 
 	/* Scheduler 0 spawns; scheduler 1 has nothing to run. */
 	for (int i = 0; i < PARKED; i++)
 		PCHECK((pids[i] = up_spawn_opt(parked, NULL, &o)) > 0);
-	for (int i = 0; i < 2000 && st.prepared < 512; i++) {
-		up_sleep(MS);
-		PCHECK_EQ(up_sched_stats(1, &st), 0);
-	}
-	r->prepared = st.prepared;
+	r->prepared = peer_stats_at(offsetof(struct up_sched_stats, prepared), 512).prepared;
 	/* The next fresh slots are among those readied: an overflow there
 	 * still ends in the guard page, and only that process. */
 	for (int i = 0; i < 8; i++) {
@@ -390,24 +401,41 @@ static void readied_main(void *arg)
 		r->overflowed += is_tagged(m.term, A("DOWN"), 5) && el(m.term, 4) == UP_STACK_OVERFLOW;
 		up_msg_free(&m);
 	}
+	/* Their exits overflow scheduler 0's warm cache (1024 slots): the
+	 * batches past it are returned by scheduler 1. */
 	for (int i = 0; i < PARKED; i++)
 		PCHECK_EQ(up_send_word(pids[i], 1), 0);
 	for (int i = 0; i < PARKED; i++)
 		proc_wait_exit(pids[i]);
+	r->trimmed = peer_stats_at(offsetof(struct up_sched_stats, trimmed), 256).trimmed;
+	/* The trimmed slots are back in the node's pool, usable. */
+	for (int i = 0; i < PARKED; i++)
+		r->respawned += (pids[i] = up_spawn_opt(parked, NULL, &o)) > 0;
+	for (int i = 0; i < PARKED; i++)
+		if (pids[i] > 0)
+			PCHECK_EQ(up_send_word(pids[i], 1), 0);
+	for (int i = 0; i < PARKED; i++)
+		if (pids[i] > 0)
+			proc_wait_exit(pids[i]);
 }
 
 /* 3,000 processes pinned to scheduler 0 take fresh slots; scheduler 1,
  * idle, readies the next ones (guard page, resident block page) ahead of
  * them, and the processes spawned on those slots run, park, and overflow
- * into their guard like any other. */
-static void test_idle_peer_readies_slots(void **state)
+ * into their guard like any other.  When the 3,000 exit, scheduler 1
+ * returns the slots past scheduler 0's warm cache, and they serve 3,000
+ * spawns again. */
+static void test_idle_peer_does_memory_work(void **state)
 {
 	(void)state;
 	struct readied r = { 0 };
 	RUN_OK(readied_main, &r, 2);
-	print_message("  scheduler 1 readied %" PRIu64 " slots\n", r.prepared);
+	print_message("  scheduler 1 readied %" PRIu64 " slots, trimmed %" PRIu64 "\n", r.prepared,
+		      r.trimmed);
 	assert_true(r.prepared >= 512);
 	assert_int_equal(r.overflowed, 8);
+	assert_true(r.trimmed >= 256);
+	assert_int_equal(r.respawned, PARKED);
 }
 
 int main(void)
@@ -420,7 +448,7 @@ int main(void)
 		UPT_TEST(test_messages_while_moving),
 		UPT_TEST(test_process_that_ran_stays),
 		UPT_TEST(test_new_process_not_starved),
-		UPT_TEST(test_idle_peer_readies_slots),
+		UPT_TEST(test_idle_peer_does_memory_work),
 	};
 	return UPT_RUN("scheduler", tests);
 }
