@@ -165,8 +165,9 @@ static int make_schedulers(void)
 		s->efd = -1;
 		up__rt.sched[i] = s;
 	}
-	/* Balancing peers: the other schedulers of the same node. */
-	for (int i = 0; i < up__rt.nsched && up__rt.balance; i++) {
+	/* Peers: the other schedulers of the same node (balancing, when on;
+	 * the node's memory work, always). */
+	for (int i = 0; i < up__rt.nsched; i++) {
 		struct up__sched *s = up__rt.sched[i];
 		for (int j = 0; j < up__rt.nsched; j++) {
 			struct up__sched *t = up__rt.sched[j];

@@ -503,7 +503,7 @@ static void hunger(struct up__sched *s)
 /* s is in its loop with processes on its spawn stack: feed a hungry peer. */
 static void give_work(struct up__sched *s)
 {
-	if (s->npeers == 0 || !s->new_top || !s->new_top->run_next)
+	if (s->npeers == 0 || !up__rt.balance || !s->new_top || !s->new_top->run_next)
 		return;
 	for (unsigned i = 0; i < s->npeers; i++) {
 		struct up__sched *t = s->peers[i];
@@ -558,7 +558,7 @@ static void idle(struct up__sched *s)
 		UP__STAT(s, trimmed, w.trimmed);
 		return;
 	}
-	if (s->npeers)
+	if (s->npeers && up__rt.balance)
 		hunger(s);
 	/* With I/O in flight, completions need a kernel entry (DEFER_TASKRUN):
 	 * wait for them there rather than spin. */
@@ -592,7 +592,8 @@ static void idle(struct up__sched *s)
 	struct io_uring_cqe *cqe;
 	int64_t next = up__timer_next(&s->timers);
 	/* Quiet after food that did not last: wake when it may be hungry again. */
-	if (s->npeers && !__atomic_load_n(&s->hungry, __ATOMIC_RELAXED) && s->quiet_until < next)
+	if (s->npeers && up__rt.balance && !__atomic_load_n(&s->hungry, __ATOMIC_RELAXED) &&
+	    s->quiet_until < next)
 		next = s->quiet_until;
 	if (up_unlikely(s->on_valgrind)) {
 		int64_t cap = up__now_ns() + VALGRIND_WAIT_NS;
