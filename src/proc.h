@@ -54,11 +54,19 @@ enum up__proc_state {
 struct up__heap_map;   /* a heap mapping outside the slot */
 
 /*
- * Layout: a send to mailbox 0 touches the first shared line (sched, nmb,
- * inbox[0]) and, on the same scheduler, the first private line (state,
- * queue[0]); a switch touches the first private line (sp, reds) and the
- * stack just below the block; a receive touches those two lines only.  Keeping those lines few matters: with thousands of
- * processes each hop of a message ring misses the cache on every one.
+ * Layout, by who touches what and when:
+ *  - line 0, shared: a send to mailbox 0 (sched, nmb, inbox[0]);
+ *  - the private hot line: a switch (sp, reds), a same-scheduler send and
+ *    a receive (state, queue[0]); queue[1..7] follow, touched only by
+ *    processes with several mailboxes;
+ *  - two lines an exit reads for any process (list links, pid, reason,
+ *    slot, heap, side tables), then its I/O and signal state (two lines),
+ *    so a process that used none of them costs its exit six lines, four
+ *    of them consecutive, where they were nine scattered ones;
+ *  - the rest: what only some processes use (limits, marks, timed
+ *    receives, spilled frames, tools).
+ * With thousands of processes every line is a cache miss per hop of a
+ * message ring, or per exit of a teardown.
  */
 struct up__proc {
 	/* ---- shared: senders (first line: sched, nmb, inbox[0..2]) ---- */
@@ -71,14 +79,6 @@ struct up__proc {
 						mark (mailbox.c), here because every
 						receive reads this line anyway */
 	struct up__pair inbox[UP_MAX_MAILBOXES];
-	/* ---- shared, only for mailboxes with a length limit (mailbox.c) ---- */
-	struct up__mb_limit {
-		/* atomic: generation of the owner's pid << 32 | messages in
-		 * the mailbox (pushed, queued, not yet taken) */
-		uint64_t count;
-		uint32_t max;
-		uint8_t drop_oldest;
-	} limit[UP_MAX_MAILBOXES];
 
 	/* ---- private: the owning scheduler only; first line hot ---- */
 	void *sp __attribute__((aligned(UP_CACHELINE)));
@@ -95,40 +95,58 @@ struct up__proc {
 		struct up__msg *head, *tail;
 		long len;
 	} queue[UP_MAX_MAILBOXES];          /* received, in arrival order */
-	struct up__proc *all_prev, *all_next;
-	int64_t deadline;                   /* of a timed receive */
+
+	/* ---- private, read by every exit ---- */
+	struct up__proc *all_prev __attribute__((aligned(UP_CACHELINE)));
+	struct up__proc *all_next;
+	up_pid pid;                         /* hot paths read inbox[0].tag instead */
+	up_term exit_reason;
 	uint32_t slot;
+	uint32_t save_cap;                  /* compact: bytes of save_block */
 	up_fn fn;
 	void *arg;
-	/* heap */
 	char *heap_cur, *heap_end;
-	size_t heap_used, heap_limit, heap_slot_used;
-	uint16_t mark_seq;                  /* heap marks issued (up_heap_mark) */
 	struct up__heap_map *heap_maps;
+	size_t heap_slot_used;
 	struct up__held *held;              /* received term buffers not freed */
 	struct up__dict *dict;              /* process dictionary (its heap) */
 	struct up__table *tables;           /* owned shared tables (table.c); atomic flag */
-	struct up__msg *mark[UP_MAX_MAILBOXES]; /* receive mark: last node then */
-	struct up__msg *seen[UP_MAX_MAILBOXES]; /* selective receive: last node looked at */
+	void *tsan_fiber;                   /* NULL outside TSan builds */
 	struct up__io io;
 	struct up__sig sig;
-	up_pid pid;                         /* hot paths read inbox[0].tag instead */
+
+	/* ---- private, only some processes ---- */
+	size_t heap_used, heap_limit;
+	uint16_t mark_seq;                  /* heap marks issued (up_heap_mark) */
+	unsigned vg_stack;
+	int64_t deadline;                   /* of a timed receive */
 	struct up__proc *run_prev;          /* spawn stack: the newer neighbour */
 	int64_t born_ns;                    /* when it joined the spawn stack (pass clock) */
 	/* compact processes (scheduler.c): frames saved past the slot's
 	 * save area go to a node-local block of save_cap bytes */
 	void *save_block;
-	uint32_t save_cap;
-	/* tools */
 	void *asan_fake_stack;
-	void *tsan_fiber;                   /* NULL outside TSan builds */
-	unsigned vg_stack;
-	up_term exit_reason;
+	struct up__msg *mark[UP_MAX_MAILBOXES]; /* receive mark: last node then */
+	struct up__msg *seen[UP_MAX_MAILBOXES]; /* selective receive: last node looked at */
+
+	/* ---- shared, only for mailboxes with a length limit (mailbox.c);
+	 * on lines of their own: senders update them ---- */
+	struct up__mb_limit {
+		/* atomic: generation of the owner's pid << 32 | messages in
+		 * the mailbox (pushed, queued, not yet taken) */
+		uint64_t count;
+		uint32_t max;
+		uint8_t drop_oldest;
+	} limit[UP_MAX_MAILBOXES] __attribute__((aligned(UP_CACHELINE)));
 };
 
 _Static_assert(__builtin_offsetof(struct up__proc, inbox[3]) <= UP_CACHELINE, "hot shared line");
 _Static_assert(__builtin_offsetof(struct up__proc, queue[1]) -
 	       __builtin_offsetof(struct up__proc, sp) <= UP_CACHELINE, "hot private line");
+_Static_assert(__builtin_offsetof(struct up__proc, io) + sizeof(struct up__io) +
+	       sizeof(struct up__sig) - __builtin_offsetof(struct up__proc, all_prev) <=
+	       4 * UP_CACHELINE, "exit lines");
+_Static_assert(sizeof(struct up__proc) <= 1024, "a compact slot's block");
 _Static_assert(__builtin_offsetof(struct up__proc, inbox) % 16 == 0, "inbox alignment");
 
 /* Reap an EXITING (or never-run, at shutdown) process on scheduler s: close
