@@ -12,10 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "fault.h"
 #include "node_mem.h"
 #include "proc.h"
+#include "up_config.h"
+#if UP_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -71,6 +78,16 @@ int up__regions_init(size_t stack_size, size_t heap_size, size_t proc_size)
 	l->save_size = COMPACT_SAVE;
 	l->compact_size = l->proc_size + COMPACT_SAVE;
 	up__regions.guard_supported = true;
+	/* Batched madvise of fresh stack slots (prepare_stack_slots).  Not
+	 * under Valgrind, which does not know process_madvise. */
+	up__regions.self_pidfd = -1;
+#if defined(SYS_pidfd_open) && defined(SYS_process_madvise)
+#if UP_HAVE_VALGRIND_H
+	if (!RUNNING_ON_VALGRIND)
+#endif
+		up__regions.self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+#endif
+	up__regions.bulk_ok = up__regions.self_pidfd >= 0;
 	return 0;
 }
 
@@ -90,6 +107,9 @@ void up__regions_fini(void)
 		}
 	pthread_mutex_destroy(&up__regions.chunk_lock);
 	up__regions.nchunks = 0;
+	if (up__regions.self_pidfd >= 0)
+		close(up__regions.self_pidfd);
+	up__regions.self_pidfd = -1;
 }
 
 /* A new chunk of class cls for node; caller holds the node pool's lock.
@@ -209,6 +229,73 @@ static void populate(const uint32_t *s, unsigned n)
 	}
 }
 
+#define BULK_MAX 64
+
+/* process_madvise(advice) of iov[0..n) on our own ranges: how many of them
+ * (from the first) it covered; 0 when it cannot be used. */
+static unsigned bulk_advise(struct iovec *iov, unsigned n, int advice)
+{
+#ifdef SYS_process_madvise
+	long r = syscall(SYS_process_madvise, up__regions.self_pidfd, iov, (size_t)n, advice, 0u);
+	if (r < 0) {
+		if (errno == EINVAL || errno == EPERM || errno == ENOSYS || errno == EBADF)
+			__atomic_store_n(&up__regions.bulk_ok, false, __ATOMIC_RELAXED); /* not here */
+		return 0;
+	}
+	return (unsigned)((size_t)r / UP__PAGE);
+#else
+	(void)iov; (void)n; (void)advice;
+	return 0;
+#endif
+}
+
+/*
+ * Fresh stack slots s[0..n) (n <= BULK_MAX) made ready in two system calls:
+ * one process_madvise installs the guards not yet installed, one makes the
+ * pages of their blocks resident.  Per slot, that was a guard madvise at
+ * take and a page fault at the first run: ~2.0-2.9 us against 1.4-2.2 us
+ * measured (pages 128 KiB apart, 64 a call).  Best effort: what it does
+ * not do is done the old way (guard_install at take, the fault).  Not
+ * while faults are injected: the guard's fault site stays at the take.
+ */
+static void prepare_stack_slots(const uint32_t *s, unsigned n)
+{
+	struct iovec iov[BULK_MAX];
+	uint32_t at[BULK_MAX];
+	unsigned k = 0;
+
+	if (!__atomic_load_n(&up__regions.bulk_ok, __ATOMIC_RELAXED) || up__fault_active())
+		return;
+	if (n > BULK_MAX) {
+		prepare_stack_slots(s + BULK_MAX, n - BULK_MAX);
+		n = BULK_MAX;
+	}
+	if (__atomic_load_n(&up__regions.guard_supported, __ATOMIC_RELAXED)) {
+		for (unsigned i = 0; i < n; i++) {
+			struct up__chunk *ch = up__slot_chunk(s[i]);
+			uint32_t j = s[i] & (UP__CHUNK_SLOTS - 1);
+			if (__atomic_load_n(&ch->guarded[j / 64], __ATOMIC_RELAXED) & (1ull << (j % 64)))
+				continue;
+			iov[k].iov_base = up__slot_base(s[i]) + up__regions.layout.heap_size;
+			iov[k].iov_len = UP__PAGE;
+			at[k++] = s[i];
+		}
+		unsigned done = k ? bulk_advise(iov, k, MADV_GUARD_INSTALL) : 0;
+		for (unsigned i = 0; i < done; i++) {
+			struct up__chunk *ch = up__slot_chunk(at[i]);
+			uint32_t j = at[i] & (UP__CHUNK_SLOTS - 1);
+			__atomic_fetch_or(&ch->guarded[j / 64], 1ull << (j % 64), __ATOMIC_RELAXED);
+		}
+		if (done < k)
+			return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		iov[i].iov_base = up__slot_base(s[i]) + up__slot_chunk(s[i])->slot_size - UP__PAGE;
+		iov[i].iov_len = UP__PAGE;
+	}
+	(void)bulk_advise(iov, n, MADV_POPULATE_WRITE);
+}
+
 /* Raise node's memory-work flag for its idle schedulers: true when this
  * call raised it (then wake one, up__sched_ask_help). */
 static bool want_work(int node)
@@ -257,12 +344,17 @@ static unsigned prepare_step(int node)
 	}
 	pool->prep_next = b;
 	pthread_mutex_unlock(&pool->lock);
-	uint32_t slot;
+	uint32_t slot, batch[PREP_STEP];
+	for (slot = a; slot < b; slot++)
+		batch[slot - a] = slot;
+	prepare_stack_slots(batch, b - a);
 	for (slot = a; slot < b; slot++) {
-		if (guard_install(slot) != 0)
-			break; /* its spawner tries again (and fails the spawn) */
-		char *top = up__slot_base(slot) + up__slot_chunk(slot)->slot_size;
-		(void)madvise(top - UP__PAGE, UP__PAGE, MADV_POPULATE_WRITE);
+		if (guard_install(slot) != 0) /* where the batch did not */
+			break;                /* its spawner tries again (and fails the spawn) */
+		if (!__atomic_load_n(&up__regions.bulk_ok, __ATOMIC_RELAXED)) {
+			char *top = up__slot_base(slot) + up__slot_chunk(slot)->slot_size;
+			(void)madvise(top - UP__PAGE, UP__PAGE, MADV_POPULATE_WRITE);
+		}
 	}
 	return slot - a;
 }
@@ -291,6 +383,8 @@ static unsigned pool_take(int node, int cls, uint32_t *out, unsigned want, bool 
 		*ask |= want_work(node);
 	if (cls == UP__CLASS_COMPACT && n > fresh)
 		populate(out + fresh, n - fresh);
+	else if (n > fresh)
+		prepare_stack_slots(out + fresh, n - fresh);
 	return n;
 }
 

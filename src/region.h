@@ -115,6 +115,8 @@ struct up__regions {
 	pthread_mutex_t chunk_lock;
 	struct up__node_pool pool[UP__CLASSES][64];
 	int mem_work[64];                 /* atomic, per node: slots to prepare or trim */
+	int self_pidfd;                   /* for process_madvise on our own ranges; -1: none */
+	bool bulk_ok;                     /* atomic: process_madvise takes our advice */
 	bool guard_supported;
 };
 
